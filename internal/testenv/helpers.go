@@ -1,0 +1,432 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit codes of helpers.
+const (
+	exitFailed   = 1  // the helper could not do its job
+	exitUsage    = 2  // unknown helper or bad arguments
+	exitDeadline = 3  // EnvDeadline passed
+	exitSurvived = 99 // crash is still alive after its own signal
+)
+
+const (
+	// defaultChunk is the write size of flood.
+	defaultChunk = 64 << 10
+	// copyBuffer is the buffer size of cat.
+	copyBuffer = 1 << 20
+	// floodPattern repeats through everything flood writes.
+	floodPattern = "0123456789abcdef"
+)
+
+// helpers is the registry: name → func(args) exit code. Bad arguments panic with
+// badArgs (see usage), which runHelper turns into exit code 2, so that each helper
+// stays a few lines long.
+var helpers = map[string]func(args []string) int{
+	"echo": func(args []string) int {
+		return check(fmt.Fprintln(os.Stdout, strings.Join(args, " ")))
+	},
+	"echo-stderr": func(args []string) int {
+		return check(fmt.Fprintln(os.Stderr, strings.Join(args, " ")))
+	},
+	"cat": func(args []string) int {
+		nargs(args, 0, 0)
+		// Hide ReadFrom/WriteTo so that cat does plain reads and writes of copyBuffer.
+		_, err := io.CopyBuffer(struct{ io.Writer }{os.Stdout}, struct{ io.Reader }{os.Stdin}, make([]byte, copyBuffer))
+		return check(0, err)
+	},
+	"hang": func(args []string) int {
+		nargs(args, 0, 0)
+		return hang()
+	},
+	"ignore-term": func(args []string) int {
+		nargs(args, 0, 0)
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+		if code := check(os.Stdout.WriteString("ready\n")); code != 0 {
+			return code
+		}
+		return hang()
+	},
+	"flood": func(args []string) int {
+		nargs(args, 1, 3)
+		n, stream, chunk := count(args[0]), "stdout", defaultChunk
+		if len(args) > 1 {
+			stream = args[1]
+		}
+		if len(args) > 2 {
+			if chunk = count(args[2]); chunk == 0 {
+				usage("CHUNK must be positive")
+			}
+		}
+		var ws []io.Writer
+		switch stream {
+		case "stdout":
+			ws = []io.Writer{os.Stdout}
+		case "stderr":
+			ws = []io.Writer{os.Stderr}
+		case "both":
+			ws = []io.Writer{os.Stdout, os.Stderr}
+		default:
+			usage("stream must be stdout, stderr or both, not %q", stream)
+		}
+		var fs []func() error
+		for _, w := range ws {
+			fs = append(fs, func() error { return flood(w, n, chunk) })
+		}
+		return check(0, concurrently(fs...))
+	},
+	"flood-lines": func(args []string) int {
+		nargs(args, 1, 1)
+		n := count(args[0])
+		w := bufio.NewWriterSize(os.Stdout, defaultChunk)
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+		}
+		return check(0, w.Flush())
+	},
+	"orphan-holds-pipe": func(args []string) int {
+		nargs(args, 0, 0)
+		cmd, err := spawn("hang", false, os.Stdout, os.Stderr)
+		if err != nil {
+			return check(0, err)
+		}
+		return check(fmt.Println(cmd.Process.Pid))
+	},
+	"setsid-escape": func(args []string) int {
+		nargs(args, 0, 0)
+		cmd, err := spawn("hang", true, os.Stdout, os.Stderr)
+		if err != nil {
+			return check(0, err)
+		}
+		if code := check(fmt.Println(cmd.Process.Pid)); code != 0 {
+			return code
+		}
+		return hang()
+	},
+	"double-fork": func(args []string) int {
+		nargs(args, 0, 0)
+		mid, err := command("double-fork-mid")
+		if err != nil {
+			return check(0, err)
+		}
+		mid.Stderr = os.Stderr
+		out, err := mid.Output()
+		if err != nil {
+			return check(0, fmt.Errorf("double-fork-mid: %w", err))
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			return check(0, fmt.Errorf("double-fork-mid printed %q", out))
+		}
+		return check(fmt.Println(pid))
+	},
+	// double-fork-mid is the middle process of double-fork: it starts a daemon that
+	// holds none of the pipes, prints its pid and exits without waiting for it.
+	"double-fork-mid": func(args []string) int {
+		nargs(args, 0, 0)
+		cmd, err := spawn("hang", true, nil, nil)
+		if err != nil {
+			return check(0, err)
+		}
+		return check(fmt.Println(cmd.Process.Pid))
+	},
+	"exit": func(args []string) int {
+		nargs(args, 1, 1)
+		return atoi(args[0])
+	},
+	"read-stdin-then-write": func(args []string) int {
+		nargs(args, 0, 0)
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return check(0, err)
+		}
+		if code := check(os.Stdout.Write(b)); code != 0 {
+			return code
+		}
+		return check(fmt.Fprintf(os.Stderr, "read %d bytes\n", len(b)))
+	},
+	"write-without-reading-stdin": func(args []string) int {
+		nargs(args, 1, 1)
+		return check(0, flood(os.Stdout, count(args[0]), defaultChunk))
+	},
+	"close-stdout-and-linger": func(args []string) int {
+		nargs(args, 1, 1)
+		d := duration(args[0])
+		// The watchdog's timer has already created the runtime's epoll descriptors, so
+		// nothing reuses fds 1 and 2 behind our back.
+		syscall.Close(1)
+		syscall.Close(2)
+		time.Sleep(d)
+		return 0
+	},
+	"crash": func(args []string) int {
+		nargs(args, 1, 1)
+		return crash(signalArg(args[0]))
+	},
+	"duplex": func(args []string) int {
+		nargs(args, 1, 1)
+		n := count(args[0])
+		return check(0, concurrently(
+			func() error { _, err := io.Copy(io.Discard, os.Stdin); return err },
+			func() error { return flood(os.Stdout, n, defaultChunk) },
+			func() error { return flood(os.Stderr, n, defaultChunk) },
+		))
+	},
+	"sleep": func(args []string) int {
+		nargs(args, 1, 1)
+		time.Sleep(duration(args[0]))
+		return 0
+	},
+	"print-pid-then-hang": func(args []string) int {
+		nargs(args, 0, 0)
+		if code := check(fmt.Println(os.Getpid())); code != 0 {
+			return code
+		}
+		return hang()
+	},
+	"env": func(args []string) int {
+		nargs(args, 0, 0)
+		env := os.Environ()
+		slices.Sort(env)
+		return check(fmt.Print(strings.Join(append(env, ""), "\n")))
+	},
+	"pwd": func(args []string) int {
+		nargs(args, 0, 0)
+		dir, err := os.Getwd()
+		if err != nil {
+			return check(0, err)
+		}
+		return check(fmt.Println(dir))
+	},
+	"partial-then-hang": func(args []string) int {
+		nargs(args, 1, 1)
+		if code := check(os.Stdout.WriteString(args[0])); code != 0 {
+			return code
+		}
+		return hang()
+	},
+	"lines-slowly": func(args []string) int {
+		nargs(args, 2, 2)
+		n, d := count(args[0]), duration(args[1])
+		for i := 1; i <= n; i++ {
+			if i > 1 {
+				time.Sleep(d)
+			}
+			if code := check(fmt.Printf("tick %d\n", i)); code != 0 {
+				return code
+			}
+		}
+		return 0
+	},
+}
+
+// runHelper runs helper name with args under the deadline of EnvDeadline and returns
+// its exit code.
+func runHelper(name string, args []string) (code int) {
+	h, ok := helpers[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "testenv: unknown helper %q\n", name)
+		return exitUsage
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, ok := r.(badArgs)
+			if !ok {
+				panic(r)
+			}
+			fmt.Fprintf(os.Stderr, "testenv: %s %q: %s\n", name, args, msg)
+			code = exitUsage
+		}
+	}()
+	deadline := time.Now().Add(defaultLifetime)
+	if s, ok := os.LookupEnv(EnvDeadline); ok {
+		ns, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			usage("bad %s %q", EnvDeadline, s)
+		}
+		deadline = time.Unix(0, ns)
+	}
+	// The watchdog covers every helper, not only hang: nothing started by a test may
+	// outlive it, even if the test binary died without killing it.
+	time.AfterFunc(time.Until(deadline), func() {
+		// Keep exit code 3 even if nobody reads stderr any more.
+		signal.Ignore(syscall.SIGPIPE)
+		fmt.Fprintf(os.Stderr, "testenv: helper %s reached its deadline\n", name)
+		os.Exit(exitDeadline)
+	})
+	return h(args)
+}
+
+// hang blocks until the watchdog of runHelper ends the process at the deadline.
+func hang() int {
+	select {}
+}
+
+// flood writes n bytes of floodPattern to w in writes of chunk bytes.
+func flood(w io.Writer, n, chunk int) error {
+	buf := FloodData(chunk + len(floodPattern))
+	for off := 0; off < n; {
+		k := min(chunk, n-off)
+		s := off % len(floodPattern)
+		if _, err := w.Write(buf[s : s+k]); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
+
+// FloodData returns the first n bytes that the flood helpers write to each stream.
+func FloodData(n int) []byte {
+	return []byte(strings.Repeat(floodPattern, n/len(floodPattern)+1)[:n])
+}
+
+// command returns a command that runs helper name of this binary, with the environment
+// of this helper (owner, deadline, test).
+func command(name string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, EnvHelper+"=")
+	}), EnvHelper+"="+name)
+	return cmd, nil
+}
+
+// spawn starts helper name, in a new session if setsid, with stdout and stderr (nil
+// means /dev/null), and does not wait for it.
+func spawn(name string, setsid bool, stdout, stderr *os.File) (*exec.Cmd, error) {
+	cmd, err := command(name)
+	if err != nil {
+		return nil, err
+	}
+	// A nil *os.File in the io.Writer fields would not mean /dev/null.
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+	return cmd, cmd.Start()
+}
+
+// crash kills the process with sig, as the kernel would kill a C program.
+func crash(sig syscall.Signal) int {
+	signal.Reset(sig)
+	// Go's runtime catches SIGSEGV, SIGBUS, SIGFPE, SIGABRT... even from kill(2), prints
+	// a traceback and exits 2; restore the kernel's default action instead. A zeroed
+	// struct sigaction is SIG_DFL; SIGKILL and SIGSTOP refuse it and need nothing.
+	var act [8]uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	// No core file in the package directory (core_pattern is "core" on these machines).
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	unix.Kill(os.Getpid(), sig)
+	time.Sleep(time.Second)
+	fmt.Fprintf(os.Stderr, "testenv: crash: still alive after %v\n", sig)
+	return exitSurvived
+}
+
+// concurrently runs fs at the same time and returns the first error.
+func concurrently(fs ...func() error) error {
+	errs := make([]error, len(fs))
+	var wg sync.WaitGroup
+	for i, f := range fs {
+		wg.Go(func() { errs[i] = f() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check turns the result of a write into an exit code, reporting the error on stderr.
+func check[T any](_ T, err error) int {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return exitFailed
+	}
+	return 0
+}
+
+// badArgs is the panic value of usage; runHelper recovers it.
+type badArgs string
+
+func usage(format string, a ...any) {
+	panic(badArgs(fmt.Sprintf(format, a...)))
+}
+
+func nargs(args []string, lo, hi int) {
+	if len(args) < lo || len(args) > hi {
+		if lo == hi {
+			usage("want %d arguments, got %d", lo, len(args))
+		}
+		usage("want %d to %d arguments, got %d", lo, hi, len(args))
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		usage("not a number: %q", s)
+	}
+	return n
+}
+
+// count parses a non-negative number.
+func count(s string) int {
+	n := atoi(s)
+	if n < 0 {
+		usage("negative count %d", n)
+	}
+	return n
+}
+
+func duration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		usage("not a duration: %q", s)
+	}
+	return d
+}
+
+// signalArg parses "SIGSEGV", "SEGV", "segv" or "11".
+func signalArg(s string) syscall.Signal {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			usage("no signal %d", n)
+		}
+		return syscall.Signal(n)
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		usage("no signal %q", s)
+	}
+	return sig
+}
