@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type Process struct {
 	combined    *capture
 	input       *inputFeed // nil unless stdin is a pipe
 	stopReq     chan Status
+	limitHit    atomic.Bool // set by a pump before it asks for the stop, so no exit can race it
 	exited      chan struct{} // the main process exited (not necessarily reaped)
 	done        chan struct{} // the result is ready
 
@@ -50,7 +52,8 @@ type Process struct {
 	err    error
 }
 
-var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+// devNull is opened read-write once and shared: it serves as stdin and as a discarded output.
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) })
 
 // Start starts the command. ctx governs the process's life: when it is done the tree is
 // stopped (StopSignal, then SIGKILL after Grace), as with a timeout. The error is a
@@ -317,7 +320,10 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 	} else {
 		p.errOut = s
 	}
-	s.onLimit = func() { p.requestStop(StatusOutputLimit) }
+	s.onLimit = func() {
+		p.limitHit.Store(true)
+		p.requestStop(StatusOutputLimit)
+	}
 	direct := c.OutputLimit == 0 && !c.Interactive && !c.Combined
 	if direct && len(sinks) == 0 {
 		return devNull()
@@ -592,6 +598,9 @@ func (p *Process) beginStop(st Status, graceC <-chan time.Time) <-chan time.Time
 // reaps, drains the pipes within the bound, frees the containment and builds the result.
 func (p *Process) finish() {
 	p.mu.Lock()
+	if p.reason == "" && p.limitHit.Load() {
+		p.reason = StatusOutputLimit
+	}
 	stopped := p.reason != ""
 	p.mu.Unlock()
 	if stopped || !p.keepOrphans {

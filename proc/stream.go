@@ -17,16 +17,17 @@ import (
 // reads the pipe and writes every sink in order, so sinks see bytes in the order the
 // child wrote them and never concurrently.
 type outStream struct {
-	which    Stream
-	r        *os.File // read end of the pipe; nil when the child writes straight to a file
-	capture  *capture
-	combined *capture
-	writers  []io.Writer
-	split    *lines.Splitter
-	recv     *recvQueue
-	limit    int64
-	onLimit  func()
-	opened   []*os.File // files opened for ToFile sinks, closed at the end
+	which     Stream
+	r         *os.File // read end of the pipe; nil when the child writes straight to a file
+	capture   *capture
+	combined  *capture
+	writers   []io.Writer
+	split     *lines.Splitter
+	recv      *recvQueue
+	limit     int64
+	onLimit   func()
+	limitOnce sync.Once
+	opened    []*os.File // files opened for ToFile sinks, closed at the end
 
 	total atomic.Int64
 	done  chan struct{}
@@ -77,15 +78,15 @@ func growPipe(f *os.File) {
 
 func (s *outStream) deliver(p []byte) {
 	total := s.total.Add(int64(len(p)))
-	if s.limit > 0 {
+	if s.limit > 0 && total > s.limit {
+		// Any byte past the limit trips it, including the first byte of a read that
+		// begins exactly at the limit.
+		s.limitOnce.Do(s.onLimit)
 		before := total - int64(len(p))
 		if before >= s.limit {
 			return
 		}
-		if total > s.limit {
-			p = p[:s.limit-before]
-			s.onLimit()
-		}
+		p = p[:s.limit-before]
 	}
 	if s.capture != nil {
 		s.capture.Write(p)

@@ -23,8 +23,8 @@
 // holds more than its maximum line length ([DefaultMaxLen] unless given) plus
 // one pending "\r": a longer line arrives as Partial pieces of exactly the
 // maximum length followed by the remainder with its real Kind. Nothing is
-// dropped and Write never fails, so a consumer that must cap what it keeps
-// does so itself and can see where it cut.
+// dropped and Write never fails: a consumer that keeps only part of the
+// output applies its own cap, and Partial tells it which lines were cut.
 //
 // Complete lines inside one Write are passed to the callback as sub-slices of
 // the written buffer; only the tail of a line still open at the end of a Write
@@ -32,13 +32,12 @@
 //
 // # Concurrency and reuse
 //
-// A Splitter is not safe for concurrent use: give each stream its own, written
-// by one goroutine (as [os/exec.Cmd] does for each of Stdout and Stderr unless
-// they are the same writer). The callback runs synchronously inside Write and
-// Flush and must not call back into the same Splitter. After Flush the
-// Splitter is empty and may carry on with a new stream.
+// A Splitter is not safe for concurrent use; give each output stream its own.
+// The callback runs synchronously inside Write and Flush and must not call
+// back into the same Splitter. After Flush the Splitter is empty and may carry
+// on with a new stream.
 //
-// Splitter deliberately does not implement [io.ReaderFrom]: [io.Copy] would
-// otherwise hand it the reader, and the bound on what it holds would then
-// depend on that implementation rather than on the Write path alone.
+// Splitter deliberately does not implement [io.ReaderFrom], so [io.Copy]
+// feeds it through Write in bounded chunks: the one path whose memory the
+// rules above bound.
 package lines

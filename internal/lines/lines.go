@@ -104,8 +104,8 @@ func (s *Splitter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush delivers what is pending as the end of the stream: a line after a
-// final lone "\r" as an [Update], other bytes as [Unterminated]. It emits
+// Flush delivers what is pending as the end of the stream: a line ended by a
+// final "\r" as an [Update], other bytes as [Unterminated]. It emits
 // nothing when nothing is pending, so calling it twice is harmless.
 func (s *Splitter) Flush() {
 	switch {

@@ -10,7 +10,8 @@
 //
 //	argv, env := testenv.Command(t, "flood", "1048576", "stdout")
 //
-// then starts argv with env through the library under test. [Names] lists the helpers.
+// then starts argv with env through the library under test. [Names] lists the helpers;
+// a package adds its own with [Register] from an init function.
 //
 // # Lifetime
 //

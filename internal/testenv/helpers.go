@@ -170,8 +170,8 @@ var helpers = map[string]func(args []string) int{
 		d := duration(args[0])
 		// The watchdog's timer has already created the runtime's epoll descriptors, so
 		// nothing reuses fds 1 and 2 behind our back.
-		syscall.Close(1)
-		syscall.Close(2)
+		unix.Close(1)
+		unix.Close(2)
 		time.Sleep(d)
 		return 0
 	},

@@ -41,9 +41,16 @@ func Descendants(pid int) []int {
 		live[p] = st.state != 'Z' && st.state != 'X'
 	}
 	var out []int
+	// seen guards against a cycle made of pids reused while /proc was being read.
+	seen := map[int]bool{pid: true}
 	for queue := children[pid]; len(queue) > 0; {
 		p := queue[0]
-		queue = append(queue[1:], children[p]...)
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		queue = append(queue, children[p]...)
 		if live[p] {
 			out = append(out, p)
 		}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -62,7 +63,9 @@ func Main(m *testing.M) {
 
 // Command returns the command line and the environment that run helper name with args.
 // argv[0] is the absolute path of the test binary. env is minimal: PATH and the
-// variables of this package. The helper's deadline is a little before t's deadline, or
+// variables of this package, plus GOCOVERDIR in a coverage build and GORACE in a race
+// build, without which an instrumented helper would print a warning on stderr or linger
+// a second before exiting. The helper's deadline is a little before t's deadline, or
 // 10 minutes from now when t has none. Command fails the test for an unknown helper.
 func Command(t testing.TB, name string, args ...string) (argv []string, env []string) {
 	t.Helper()
@@ -85,7 +88,42 @@ func Command(t testing.TB, name string, args ...string) (argv []string, env []st
 		EnvDeadline + "=" + strconv.FormatInt(helperDeadline(t).UnixNano(), 10),
 		EnvTest + "=" + t.Name(),
 	}
-	return argv, env
+	return argv, append(env, instrumentationEnv()...)
+}
+
+// instrumentationEnv keeps a test binary built with -cover or -race quiet and quick when
+// it runs as a helper.
+func instrumentationEnv() []string {
+	var env []string
+	if testing.CoverMode() != "" {
+		dir := os.Getenv("GOCOVERDIR")
+		if f := flag.Lookup("test.gocoverdir"); dir == "" && f != nil {
+			dir = f.Value.String()
+		}
+		// The helper's counters join those of the test binary in the same directory.
+		if dir != "" {
+			env = append(env, "GOCOVERDIR="+dir)
+		}
+	}
+	if raceEnabled {
+		// The race runtime sleeps a second at exit unless told not to.
+		env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	}
+	return env
+}
+
+// Register adds a helper of the calling package's own, run as name with the arguments
+// given to [Command]; it returns the exit code. Call it from an init function, so that
+// the helper exists both in the test binary and when that binary runs as the helper.
+// Register panics if name is empty or already taken.
+func Register(name string, helper func(args []string) int) {
+	if name == "" || helper == nil {
+		panic("testenv: Register with an empty name or a nil helper")
+	}
+	if _, dup := helpers[name]; dup {
+		panic(fmt.Sprintf("testenv: helper %q registered twice", name))
+	}
+	helpers[name] = helper
 }
 
 // Names returns the names of the registered helpers, sorted.

@@ -137,6 +137,8 @@ func TestCommand(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
+	delete(vars, "GOCOVERDIR") // in a -cover build
+	delete(vars, "GORACE")     // in a -race build
 	if len(vars) != 5 || vars["PATH"] == "" || vars[testenv.EnvHelper] != "echo" ||
 		vars[testenv.EnvOwner] != strconv.Itoa(os.Getpid()) || vars[testenv.EnvTest] != t.Name() {
 		t.Errorf("env = %q", env)
@@ -735,5 +737,33 @@ func TestLeakCheck(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("leak report lacks %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+func init() {
+	testenv.Register("test-registered", func(args []string) int {
+		fmt.Println(len(args))
+		return 5
+	})
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	if !slices.Contains(testenv.Names(), "test-registered") {
+		t.Errorf("Names() = %q lacks the registered helper", testenv.Names())
+	}
+	out, err := helper(t, "test-registered", "a", "b").Output()
+	if ws := waitStatus(t, err); ws.ExitStatus() != 5 || string(out) != "2\n" {
+		t.Errorf("status %v, output %q; want 5 and \"2\\n\"", ws, out)
+	}
+	for _, name := range []string{"echo", ""} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%q) did not panic", name)
+				}
+			}()
+			testenv.Register(name, func([]string) int { return 0 })
+		}()
 	}
 }
