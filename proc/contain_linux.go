@@ -149,7 +149,7 @@ func (c *cgroupBox) release() {
 
 // cgroupHost is what this process learned once about the cgroups it may create.
 type cgroupHost struct {
-	err    error  // why cgroups cannot be used
+	err    error // why cgroups cannot be used
 	mode   cgroups.CGMode
 	parent string // v2: our own cgroup, relative to the mount; v1: our freezer cgroup
 	own    cgroup1.Cgroup

@@ -18,11 +18,11 @@ type inputFeed struct {
 	src   io.Reader // copy mode
 	limit int       // interactive mode: buffer bound
 
-	mu      sync.Mutex
-	buf     []byte
-	closing bool          // CloseInput was called: close w once buf is written
-	gone    bool          // the pipe is closed or broken: nothing more is accepted
-	wake    chan struct{} // closed and replaced when buf, closing or gone change
+	mu       sync.Mutex
+	buf      []byte
+	closing  bool          // CloseInput was called: close w once buf is written
+	gone     bool          // the pipe is closed or broken: nothing more is accepted
+	wake     chan struct{} // closed and replaced when buf, closing or gone change
 	writeErr error
 	readErr  error // the source reader failed (copy mode)
 }

@@ -39,7 +39,7 @@ type Process struct {
 	combined    *capture
 	input       *inputFeed // nil unless stdin is a pipe
 	stopReq     chan Status
-	limitHit    atomic.Bool // set by a pump before it asks for the stop, so no exit can race it
+	limitHit    atomic.Bool   // set by a pump before it asks for the stop, so no exit can race it
 	exited      chan struct{} // the main process exited (not necessarily reaped)
 	done        chan struct{} // the result is ready
 
