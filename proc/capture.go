@@ -4,17 +4,20 @@ import "sync"
 
 // capture keeps the first and the last half of a stream up to a byte limit, so a huge
 // output costs at most limit bytes and still shows how it began and how it ended.
-// It is safe for concurrent use (Status snapshots read while the pump writes).
 //
-// It deliberately does not implement io.ReaderFrom: that would let io.Copy bypass
-// the limit.
+// It is one buffer that grows (doubling) up to the limit; from then on its second half
+// is a ring holding the tail. The final result is that buffer with the ring rotated in
+// place, so a full capture never needs a second copy: memory stays within twice the
+// limit even counting garbage from growth. It is safe for concurrent use (Status
+// snapshots read while the pump writes).
+//
+// It deliberately does not implement io.ReaderFrom: that would let io.Copy bypass the
+// limit.
 type capture struct {
 	mu    sync.Mutex
 	limit int
-	head  []byte // first limit/2 bytes (or all of a short stream)
-	tail  []byte // ring of the last limit-limit/2 bytes, allocated once head is full
-	pos   int    // next write index in tail
-	full  bool   // tail has wrapped
+	buf   []byte // len(buf) == limit once the stream reached it
+	pos   int    // next write index in the ring buf[limit/2:], once full
 	total int64
 }
 
@@ -22,10 +25,7 @@ func newCapture(limit int64) *capture {
 	if limit <= 0 {
 		limit = DefaultCaptureLimit
 	}
-	if limit > maxCaptureLimit {
-		limit = maxCaptureLimit
-	}
-	return &capture{limit: int(limit)}
+	return &capture{limit: int(min(limit, maxCaptureLimit))}
 }
 
 func (c *capture) Write(p []byte) (int, error) {
@@ -37,50 +37,85 @@ func (c *capture) Write(p []byte) (int, error) {
 
 func (c *capture) writeLocked(p []byte) {
 	c.total += int64(len(p))
-	headCap := c.limit / 2
-	if len(c.head) < headCap {
-		n := min(headCap-len(c.head), len(p))
-		c.head = append(c.head, p[:n]...)
+	if len(c.buf) < c.limit {
+		n := min(c.limit-len(c.buf), len(p))
+		c.grow(n)
+		c.buf = append(c.buf, p[:n]...)
 		p = p[n:]
 	}
 	if len(p) == 0 {
 		return
 	}
-	tailCap := c.limit - headCap
-	if c.tail == nil {
-		c.tail = make([]byte, tailCap)
-	}
-	if len(p) >= tailCap {
-		copy(c.tail, p[len(p)-tailCap:])
-		c.pos, c.full = 0, true
+	ring := c.buf[c.limit/2:]
+	if len(p) >= len(ring) {
+		copy(ring, p[len(p)-len(ring):])
+		c.pos = 0
 		return
 	}
-	n := copy(c.tail[c.pos:], p)
-	if n < len(p) {
-		copy(c.tail, p[n:])
-		c.full = true
-	}
-	c.pos = (c.pos + len(p)) % tailCap
-	if c.pos == 0 {
-		c.full = true
-	}
+	n := copy(ring[c.pos:], p)
+	copy(ring, p[n:])
+	c.pos = (c.pos + len(p)) % len(ring)
 }
 
-// bytes returns a copy of what is kept and whether anything was dropped.
-func (c *capture) bytes() ([]byte, bool, int64) {
+// grow makes room for n more bytes: doubling while the stream is small, then straight
+// to the limit, so growth leaves at most a quarter of the limit as garbage.
+func (c *capture) grow(n int) {
+	need := len(c.buf) + n
+	if need <= cap(c.buf) {
+		return
+	}
+	size := max(need, 2*cap(c.buf), 4096)
+	if size > c.limit/8 {
+		size = c.limit
+	}
+	nb := make([]byte, len(c.buf), min(size, c.limit))
+	copy(nb, c.buf)
+	c.buf = nb
+}
+
+// snapshot returns a copy of what is kept, in stream order.
+func (c *capture) snapshot() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var tailLen int
-	if c.full {
-		tailLen = len(c.tail)
-	} else {
-		tailLen = c.pos
+	out := make([]byte, len(c.buf))
+	if len(c.buf) < c.limit {
+		copy(out, c.buf)
+		return out
 	}
-	out := make([]byte, 0, len(c.head)+tailLen)
-	out = append(out, c.head...)
-	if c.full {
-		out = append(out, c.tail[c.pos:]...)
+	half := c.limit / 2
+	n := copy(out, c.buf[:half])
+	n += copy(out[n:], c.buf[half+c.pos:])
+	copy(out[n:], c.buf[half:half+c.pos])
+	return out
+}
+
+// final returns what is kept in stream order, whether bytes were dropped, and the total
+// seen. It rotates the ring in place and hands over the buffer: call it once, when the
+// stream has ended.
+func (c *capture) final() ([]byte, bool, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) == c.limit && c.pos > 0 {
+		rotateLeft(c.buf[c.limit/2:], c.pos)
+		c.pos = 0
 	}
-	out = append(out, c.tail[:c.pos]...)
+	out := c.buf
+	c.buf = nil
+	if out == nil {
+		out = []byte{}
+	}
 	return out, c.total > int64(len(out)), c.total
+}
+
+// rotateLeft rotates b left by k in place (three reversals).
+func rotateLeft(b []byte, k int) {
+	reverse(b[:k])
+	reverse(b[k:])
+	reverse(b)
+}
+
+func reverse(b []byte) {
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -144,16 +146,39 @@ func Run(ctx context.Context, name string, args ...string) (*Result, error) {
 
 // Run starts c and waits for it; see the package function Run.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
-	p, err := c.Start(ctx)
+	// The caller waits anyway, so its goroutine forks the child from its own locked
+	// thread and supervises it inline: no hand-off to a spawner thread or a supervisor
+	// goroutine. The locked thread outlives the child, as Pdeathsig requires. Past
+	// maxLockedRuns concurrent runs, the shared spawner threads are used instead, so
+	// thousands of runs do not pin thousands of threads.
+	inline := lockedRuns.Add(1) <= maxLockedRuns
+	defer lockedRuns.Add(-1)
+	if inline {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	p, err := c.begin(ctx, inline)
 	if err != nil {
 		return startFailed(c, err), err
 	}
-	res, err := p.Wait(context.Background())
+	if inline {
+		p.runInline(ctx, c.Timeout, c.OutputLimit > 0)
+	} else {
+		go p.waitExited()
+		p.watch(ctx, c.Timeout)
+		p.finish()
+	}
+	res, err := p.result, p.err
 	if err == nil && c.Check {
 		err = res.Err()
 	}
 	return res, err
 }
+
+// maxLockedRuns bounds the runs that pin their caller's thread; see Cmd.Run.
+const maxLockedRuns = 256
+
+var lockedRuns atomic.Int64
 
 // Output runs c with Check set and returns its captured stdout, like
 // exec.Cmd.Output.

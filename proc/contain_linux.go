@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,13 @@ type cgroupBox struct {
 	v2    *cgroup2.Manager
 	v1    cgroup1.Cgroup
 	dir   string
+	fd    int // v2: O_PATH fd of dir, for clone3 into the cgroup; -1 on v1
+
+	// file names used on the hot path, built once per cgroup
+	eventsFile, procsFile, tasksFile string
+	// vacated is set when a check after the run found the cgroup empty: nothing can
+	// enter an empty cgroup of ours, so release need not look again.
+	vacated bool
 }
 
 func (c *cgroupBox) containment() Containment {
@@ -92,6 +100,33 @@ func (c *cgroupBox) signal(sig syscall.Signal) error {
 		_ = ignoreESRCH(syscall.Kill(pid, sig))
 	}
 	return err
+}
+
+// occupied reports whether any process is left in the cgroup or below it, with one or
+// two small file reads: the hot-path check after every run.
+func (c *cgroupBox) occupied() bool {
+	if c.v2 != nil {
+		var buf [128]byte
+		n, err := readSmall(c.eventsFile, buf[:])
+		return err != nil || !strings.Contains(string(buf[:n]), "populated 0")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(c.dir, &st); err != nil || st.Nlink > 2 {
+		return true // a sub-cgroup was made inside: take the slow, recursive path
+	}
+	var buf [16]byte
+	n, err := readSmall(c.procsFile, buf[:])
+	return err != nil || n > 0
+}
+
+// readSmall reads the start of a file with three system calls and no allocation.
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	return unix.Read(fd, buf)
 }
 
 func (c *cgroupBox) members() ([]int, error) {
@@ -130,8 +165,20 @@ func (c *cgroupBox) kill() error {
 	return err
 }
 
-// release removes the cgroup, retrying while killed members finish exiting.
+// release returns an empty cgroup to the pool for the next run, or removes it.
 func (c *cgroupBox) release() {
+	if (c.vacated || !c.occupied()) && boxPool.put(c) {
+		return
+	}
+	c.remove()
+}
+
+// remove deletes the cgroup, retrying while killed members finish exiting.
+func (c *cgroupBox) remove() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
 	var err error
 	for delay := 200 * time.Microsecond; delay < 2*time.Second; delay *= 2 {
 		if c.v2 != nil {
@@ -149,10 +196,10 @@ func (c *cgroupBox) release() {
 
 // cgroupHost is what this process learned once about the cgroups it may create.
 type cgroupHost struct {
-	err    error // why cgroups cannot be used
-	mode   cgroups.CGMode
-	parent string // v2: our own cgroup, relative to the mount; v1: our freezer cgroup
-	own    cgroup1.Cgroup
+	err      error // why cgroups cannot be used
+	mode     cgroups.CGMode
+	parent   string // v2: our own cgroup, relative to the mount; v1: our freezer cgroup
+	ownTasks string // v1: the tasks file of our own freezer cgroup, where a thread returns
 }
 
 var (
@@ -174,18 +221,20 @@ func probeCgroups() *cgroupHost {
 			host.parent, host.err = ownCgroup("")
 		case cgroups.Legacy, cgroups.Hybrid:
 			host.parent, host.err = ownCgroup("freezer")
-			if host.err == nil {
-				host.own, host.err = cgroup1.Load(cgroup1.StaticPath(host.parent), cgroup1.WithHierarchy(freezerOnly))
-			}
+			host.ownTasks = filepath.Join(cgroupRoot, "freezer", host.parent, "tasks")
 		default:
 			host.err = errors.New("no cgroup file system mounted")
 		}
 		if host.err == nil {
-			// Creating and removing one proves we may; otherwise every Start would pay
-			// for the failed attempt.
+			if host.mode == cgroups.Unified {
+				removeStale(filepath.Join(cgroupRoot, host.parent))
+			} else {
+				removeStale(filepath.Join(cgroupRoot, "freezer", host.parent))
+			}
+			// Making one proves we may, so a Start does not pay for a failed attempt;
+			// it waits in the pool for the first run.
 			var b *cgroupBox
-			b, host.err = newCgroupBox()
-			if b != nil {
+			if b, host.err = newCgroupBox(); b != nil {
 				b.release()
 			}
 		}
@@ -223,6 +272,60 @@ func ownCgroup(controller string) (string, error) {
 	return "", fmt.Errorf("no %q entry in /proc/self/cgroup", controller)
 }
 
+// boxPool keeps a few empty cgroups for reuse, so a run pays neither mkdir nor rmdir.
+// Idle cgroups left behind when this program exits are removed by the next program
+// that probes cgroups (see removeStale).
+var boxPool = &cgroupPool{max: 16}
+
+type cgroupPool struct {
+	mu   sync.Mutex
+	idle []*cgroupBox
+	max  int
+}
+
+func (p *cgroupPool) get() (*cgroupBox, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		b := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return b, nil
+	}
+	p.mu.Unlock()
+	return newCgroupBox()
+}
+
+func (p *cgroupPool) put(b *cgroupBox) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) >= p.max {
+		return false
+	}
+	b.group, b.vacated = groupTree{}, false
+	p.idle = append(p.idle, b)
+	return true
+}
+
+// removeStale removes cgroups that runbox processes no longer alive left behind.
+func removeStale(parentDir string) {
+	entries, err := os.ReadDir(parentDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = unix.Rmdir(filepath.Join(parentDir, e.Name())) // fails harmlessly if occupied
+	}
+}
+
 func newCgroupBox() (*cgroupBox, error) {
 	name := fmt.Sprintf("%s%d-%d", cgroupPrefix, os.Getpid(), cgroupSeq.Add(1))
 	rel := filepath.Join(host.parent, name)
@@ -231,13 +334,26 @@ func newCgroupBox() (*cgroupBox, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &cgroupBox{v2: m, dir: filepath.Join(cgroupRoot, rel)}, nil
+		dir := filepath.Join(cgroupRoot, rel)
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			_ = m.Delete()
+			return nil, err
+		}
+		return withFiles(&cgroupBox{v2: m, dir: dir, fd: fd}), nil
 	}
 	cg, err := cgroup1.New(cgroup1.StaticPath(rel), &specs.LinuxResources{}, cgroup1.WithHierarchy(freezerOnly))
 	if err != nil {
 		return nil, err
 	}
-	return &cgroupBox{v1: cg, dir: filepath.Join(cgroupRoot, "freezer", rel)}, nil
+	return withFiles(&cgroupBox{v1: cg, dir: filepath.Join(cgroupRoot, "freezer", rel), fd: -1}), nil
+}
+
+func withFiles(b *cgroupBox) *cgroupBox {
+	b.eventsFile = filepath.Join(b.dir, "cgroup.events")
+	b.procsFile = filepath.Join(b.dir, "cgroup.procs")
+	b.tasksFile = filepath.Join(b.dir, "tasks")
+	return b
 }
 
 // prepareCgroup makes a cgroup for one run and arranges for the child to be born in it:
@@ -250,7 +366,7 @@ func prepareCgroup(want Containment, sys *syscall.SysProcAttr, req *spawnRequest
 		}
 		return nil, nil
 	}
-	box, err := newCgroupBox()
+	box, err := boxPool.get()
 	if err != nil {
 		if want == ContainCgroup {
 			return nil, fmt.Errorf("proc: create cgroup: %w", err)
@@ -258,16 +374,25 @@ func prepareCgroup(want Containment, sys *syscall.SysProcAttr, req *spawnRequest
 		return nil, nil
 	}
 	if box.v2 != nil {
-		fd, err := unix.Open(box.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			box.release()
-			return nil, fmt.Errorf("proc: open cgroup: %w", err)
-		}
-		sys.UseCgroupFD, sys.CgroupFD = true, fd
-		req.closeAfter = append(req.closeAfter, fd)
+		sys.UseCgroupFD, sys.CgroupFD = true, box.fd
 		return box, nil
 	}
-	req.join = func(tid int) error { return box.v1.AddTask(cgroup1.Process{Pid: tid}) }
-	req.leave = func(tid int) error { return h.own.AddTask(cgroup1.Process{Pid: tid}) }
+	req.join = func(tid int) error { return writeID(box.tasksFile, tid) }
+	req.leave = func(tid int) error { return writeID(h.ownTasks, tid) }
 	return box, nil
+}
+
+// writeID writes a task id into a cgroup file: the hot path of joining a v1 cgroup,
+// one open and one write.
+func writeID(path string, id int) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	var buf [20]byte
+	_, err = unix.Write(fd, strconv.AppendInt(buf[:0], int64(id), 10))
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return err
 }

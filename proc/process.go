@@ -25,7 +25,8 @@ import (
 type Process struct {
 	argv        []string
 	os          *os.Process
-	pidfd       *os.File // nil when pidfd is unavailable
+	pidfd       *os.File // async mode: the pidfd on the poller; nil when unavailable
+	rawPidfd    int      // inline mode: a blocking pidfd; -1 when unavailable
 	started     time.Time
 	tree        tree
 	log         *slog.Logger
@@ -59,6 +60,40 @@ var devNull = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.D
 // stopped (StopSignal, then SIGKILL after Grace), as with a timeout. The error is a
 // *StartError.
 func (c *Cmd) Start(ctx context.Context) (*Process, error) {
+	p, err := c.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	go p.waitExited()
+	go func() {
+		p.watch(ctx, c.Timeout)
+		p.finish()
+	}()
+	return p, nil
+}
+
+// runInline waits for a process begun inline, on the caller's locked thread: a blocking
+// waitid, as os/exec does, with a watchdog goroutine only when there is something to
+// watch (a context that can end, a timeout, an output limit).
+func (p *Process) runInline(ctx context.Context, timeout time.Duration, outputLimit bool) {
+	var watched chan struct{}
+	if ctx.Done() != nil || timeout > 0 || outputLimit {
+		watched = make(chan struct{})
+		go func() {
+			p.watch(ctx, timeout)
+			close(watched)
+		}()
+	}
+	p.waitExitedBlocking()
+	if watched != nil {
+		<-watched // the watchdog must not signal the tree once finish releases it
+	}
+	p.finish()
+}
+
+// begin starts the process; the caller runs p.supervise. With inline set, the caller's
+// goroutine is locked to its thread and forks from it; otherwise a spawner thread does.
+func (c *Cmd) begin(ctx context.Context, inline bool) (*Process, error) {
 	if len(c.Args) == 0 {
 		return nil, &StartError{Err: errors.New("empty Args")}
 	}
@@ -80,7 +115,7 @@ func (c *Cmd) Start(ctx context.Context) (*Process, error) {
 			return nil, &StartError{Path: path, Err: err}
 		}
 	}
-	p, err := c.start(ctx, path)
+	p, err := c.start(path, inline)
 	if err != nil {
 		if c.Limiter != nil {
 			c.Limiter.release()
@@ -114,7 +149,7 @@ func (s *setup) fail() {
 	}
 }
 
-func (c *Cmd) start(ctx context.Context, path string) (*Process, error) {
+func (c *Cmd) start(path string, inline bool) (*Process, error) {
 	p := &Process{
 		argv:        c.Args,
 		log:         c.Logger,
@@ -191,7 +226,7 @@ func (c *Cmd) start(ctx context.Context, path string) (*Process, error) {
 	}
 
 	p.started = time.Now()
-	osp, err := spawn(req, !c.SurviveParent || req.join != nil)
+	osp, err := spawn(req, !inline && (!c.SurviveParent || req.join != nil))
 	st.closeChild()
 	if err != nil {
 		st.fail()
@@ -204,12 +239,15 @@ func (c *Cmd) start(ctx context.Context, path string) (*Process, error) {
 		return nil, err
 	}
 	p.os = osp
-	if pidfd >= 0 {
-		if err := unix.SetNonblock(pidfd, true); err == nil {
-			p.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
-		} else {
-			unix.Close(pidfd)
-		}
+	p.rawPidfd = -1
+	switch {
+	case pidfd < 0:
+	case inline:
+		p.rawPidfd = pidfd
+	case unix.SetNonblock(pidfd, true) == nil:
+		p.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
+	default:
+		unix.Close(pidfd)
 	}
 	switch {
 	case box != nil:
@@ -232,8 +270,6 @@ func (c *Cmd) start(ctx context.Context, path string) (*Process, error) {
 	if p.input != nil {
 		go p.input.run()
 	}
-	go p.waitExited()
-	go p.supervise(ctx, c.Timeout)
 	return p, nil
 }
 
@@ -488,7 +524,7 @@ func snap(s *outStream) (int64, []byte) {
 	}
 	var b []byte
 	if s.capture != nil {
-		b, _, _ = s.capture.bytes()
+		b = s.capture.snapshot()
 	}
 	return s.total.Load(), b
 }
@@ -508,6 +544,24 @@ func (p *Process) waitExited() {
 	}
 	p.mu.Unlock()
 	p.markEnded()
+}
+
+// waitExitedBlocking is waitExited for the inline mode: it blocks this thread.
+func (p *Process) waitExitedBlocking() {
+	if p.rawPidfd >= 0 {
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PIDFD, p.rawPidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(p.rawPidfd)
+		p.rawPidfd = -1
+		p.markEnded()
+		return
+	}
+	p.waitExited()
 }
 
 func (p *Process) markEnded() {
@@ -539,7 +593,9 @@ func waitPidfd(f *os.File) error {
 	return werr
 }
 
-func (p *Process) supervise(ctx context.Context, timeout time.Duration) {
+// watch runs the termination policy (timeout, context, Stop, output limit, grace then
+// SIGKILL) until the main process has exited.
+func (p *Process) watch(ctx context.Context, timeout time.Duration) {
 	var timeoutC, graceC <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -550,7 +606,6 @@ func (p *Process) supervise(ctx context.Context, timeout time.Duration) {
 	for {
 		select {
 		case <-p.exited:
-			p.finish()
 			return
 		case <-ctxDone:
 			ctxDone = nil
@@ -598,16 +653,15 @@ func (p *Process) beginStop(st Status, graceC <-chan time.Time) <-chan time.Time
 // reaps, drains the pipes within the bound, frees the containment and builds the result.
 func (p *Process) finish() {
 	p.mu.Lock()
-	if p.reason == "" && p.limitHit.Load() {
-		p.reason = StatusOutputLimit
-	}
 	stopped := p.reason != ""
 	p.mu.Unlock()
 	if stopped || !p.keepOrphans {
 		if box, ok := p.tree.(*cgroupBox); ok && !stopped {
 			// The common case is an empty cgroup; don't pay for a freeze.
-			if pids, _ := box.members(); len(pids) > 0 {
+			if box.occupied() {
 				_ = box.kill()
+			} else {
+				box.vacated = true
 			}
 		} else {
 			_ = p.tree.kill()
@@ -629,6 +683,12 @@ func (p *Process) finish() {
 		p.input.abandon()
 	}
 	incomplete := p.drainOutput()
+	p.mu.Lock()
+	if p.reason == "" && p.limitHit.Load() {
+		// The last bytes, read after the exit, went past the limit.
+		p.reason = StatusOutputLimit
+	}
+	p.mu.Unlock()
 	if !p.keepOrphans || stopped {
 		p.tree.release()
 	}
@@ -655,6 +715,10 @@ func (p *Process) finish() {
 
 // drainOutput waits for the pumps within the drain bound, then cuts them off.
 func (p *Process) drainOutput() (incomplete bool) {
+	if closed(p.out.done) && closed(p.errOut.done) {
+		p.closeReaders()
+		return false
+	}
 	timer := time.NewTimer(p.drain)
 	defer timer.Stop()
 	for _, s := range []*outStream{p.out, p.errOut} {
@@ -673,12 +737,25 @@ func (p *Process) drainOutput() (incomplete bool) {
 			<-s.done
 		}
 	}
+	p.closeReaders()
+	return incomplete
+}
+
+func (p *Process) closeReaders() {
 	for _, s := range []*outStream{p.out, p.errOut} {
-		if s != nil && s.r != nil {
+		if s.r != nil {
 			s.r.Close()
 		}
 	}
-	return incomplete
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Process) buildResult() *Result {
@@ -704,15 +781,15 @@ func (p *Process) buildResult() *Result {
 		}
 	}
 	if p.out != nil && p.out.capture != nil {
-		res.Stdout, res.StdoutTruncated, _ = p.out.capture.bytes()
+		res.Stdout, res.StdoutTruncated, _ = p.out.capture.final()
 	}
 	if p.errOut != nil && p.errOut.capture != nil {
-		res.Stderr, res.StderrTruncated, _ = p.errOut.capture.bytes()
+		res.Stderr, res.StderrTruncated, _ = p.errOut.capture.final()
 	}
 	res.StdoutBytes, _ = snap(p.out)
 	res.StderrBytes, _ = snap(p.errOut)
 	if p.combined != nil {
-		res.Combined, res.CombinedTruncated, _ = p.combined.bytes()
+		res.Combined, res.CombinedTruncated, _ = p.combined.final()
 	}
 	switch {
 	case p.reason != "":

@@ -20,7 +20,6 @@ type spawnRequest struct {
 	// join and leave move the forking thread in and out of a v1 cgroup around the fork,
 	// so the child is born inside it and no fork can race the move.
 	join, leave func(tid int) error
-	closeAfter  []int
 	resp        chan spawnResult
 }
 
@@ -40,11 +39,6 @@ var spawners struct {
 func spawnerCount() int { return max(4, runtime.GOMAXPROCS(0)) }
 
 func spawn(req *spawnRequest, onSpawner bool) (*os.Process, error) {
-	defer func() {
-		for _, fd := range req.closeAfter {
-			unix.Close(fd)
-		}
-	}()
 	if !onSpawner {
 		r := startOn(req)
 		return r.p, r.err

@@ -262,17 +262,42 @@ func TestLiveHandle(t *testing.T) {
 }
 
 func TestSignal(t *testing.T) {
-	p, err := helper(t, "print-pid-then-hang").Start(context.Background())
+	// /bin/sleep keeps the default disposition of SIGUSR1 (terminate); a Go helper
+	// would ignore it.
+	p, err := proc.Command("/bin/sleep", "600").Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	res, _ := p.Wait(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := p.Wait(ctx)
+	if err != nil {
+		p.Stop(context.Background())
+		t.Fatalf("the signal did not end the process: %v", err)
+	}
 	if res.Status != proc.StatusSignaled || res.Signal != syscall.SIGUSR1 {
 		t.Errorf("status %s signal %v", res.Status, res.Signal)
 	}
+	// SignalTree reaches the whole group.
+	c := helper(t, "tree-then-hang")
+	p, err = c.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p.Status().StdoutBytes == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.SignalTree(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	res, err = p.Wait(ctx)
+	if err != nil || res.Signal != syscall.SIGKILL {
+		t.Fatalf("SignalTree: %v %v", res, err)
+	}
+	testenv.WaitGone(t, pids(t, res.Stdout), time.Second)
 }
 
 func TestInteractive(t *testing.T) {
