@@ -95,7 +95,7 @@ func (p *Process) runInline(ctx context.Context, timeout time.Duration, outputLi
 // goroutine is locked to its thread and forks from it; otherwise a spawner thread does.
 func (c *Cmd) begin(ctx context.Context, inline bool) (*Process, error) {
 	if len(c.Args) == 0 {
-		return nil, &StartError{Err: errors.New("empty Args")}
+		return nil, &StartError{Op: "args", Err: errors.New("empty Args")}
 	}
 	path := c.Path
 	if path == "" {
@@ -105,14 +105,14 @@ func (c *Cmd) begin(ctx context.Context, inline bool) (*Process, error) {
 		}
 	}
 	if c.Interactive && c.Stdin != nil {
-		return nil, &StartError{Path: path, Err: errors.New("Interactive and Stdin are exclusive")}
+		return nil, &StartError{Path: path, Op: "stdin", Err: errors.New("Interactive and Stdin are exclusive")}
 	}
 	if err := context.Cause(ctx); err != nil {
-		return nil, &StartError{Path: path, Err: err}
+		return nil, &StartError{Path: path, Op: "wait", Err: err}
 	}
 	if c.Limiter != nil {
 		if err := c.Limiter.acquire(ctx); err != nil {
-			return nil, &StartError{Path: path, Err: err}
+			return nil, &StartError{Path: path, Op: "wait", Err: err}
 		}
 	}
 	p, err := c.start(path, inline)
@@ -120,10 +120,22 @@ func (c *Cmd) begin(ctx context.Context, inline bool) (*Process, error) {
 		if c.Limiter != nil {
 			c.Limiter.release()
 		}
+		if se, ok := errors.AsType[*setupError](err); ok {
+			return nil, &StartError{Path: path, Op: se.op, Err: se.err}
+		}
 		return nil, &StartError{Path: path, Err: err}
 	}
 	return p, nil
 }
+
+// setupError is a failure to prepare the run (its I/O, directory or containment),
+// as opposed to a failure to execute the program.
+type setupError struct {
+	op  string
+	err error
+}
+
+func (e *setupError) Error() string { return e.op + ": " + e.err.Error() }
 
 // setup collects what must be closed or undone whatever happens to the start.
 type setup struct {
@@ -175,11 +187,18 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 		p.drain = DefaultDrainTimeout
 	}
 
+	if c.Dir != "" {
+		if fi, err := os.Stat(c.Dir); err != nil {
+			return nil, &setupError{"dir", err}
+		} else if !fi.IsDir() {
+			return nil, &setupError{"dir", fmt.Errorf("%s: not a directory", c.Dir)}
+		}
+	}
 	var st setup
 	stdin, err := c.stdinFile(p, &st)
 	if err != nil {
 		st.fail()
-		return nil, err
+		return nil, &setupError{"stdin", err}
 	}
 	if c.Combined {
 		p.combined = newCapture(captureLimit(c.Stdout))
@@ -187,12 +206,12 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 	stdout, err := c.outputFile(p, &st, Stdout)
 	if err != nil {
 		st.fail()
-		return nil, err
+		return nil, &setupError{"stdout", err}
 	}
 	stderr, err := c.outputFile(p, &st, Stderr)
 	if err != nil {
 		st.fail()
-		return nil, err
+		return nil, &setupError{"stderr", err}
 	}
 
 	sys := &syscall.SysProcAttr{Setsid: c.Setsid, Credential: c.Credential}
@@ -221,7 +240,7 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 	if c.Containment == ContainAuto || c.Containment == ContainCgroup {
 		if box, err = prepareCgroup(c.Containment, sys, req); err != nil {
 			st.fail()
-			return nil, err
+			return nil, &setupError{"containment", err}
 		}
 	}
 
@@ -314,7 +333,7 @@ func (c *Cmd) stdinFile(p *Process, st *setup) (*os.File, error) {
 	case *fileInput:
 		f, err := os.Open(in.path)
 		if err != nil {
-			return nil, fmt.Errorf("open stdin: %w", err)
+			return nil, err
 		}
 		st.childFiles = append(st.childFiles, f)
 		return f, nil
@@ -431,7 +450,7 @@ func openSinkFile(sk Sink) (*os.File, error) {
 	}
 	f, err := os.OpenFile(sk.path, flag, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open output: %w", err)
+		return nil, err
 	}
 	return f, nil
 }

@@ -239,16 +239,30 @@ func headTail(b []byte, n int) []byte {
 	return append(out, b[len(b)-n:]...)
 }
 
-// StartError reports a process that could not be started. It unwraps to one of
-// ErrNotFound, ErrPermission, ErrExecFormat or ErrStart, and to the underlying error.
+// StartError reports a process that could not be started. When Op is empty the program
+// itself could not be executed, and the error unwraps to ErrNotFound, ErrPermission,
+// ErrExecFormat or ErrStart; when Op names a preparation step ("stdin", "stdout",
+// "stderr", "dir", "containment", "args", or "wait" for a context that ended before the
+// start), it unwraps to ErrStart. It always unwraps to the underlying error too.
 type StartError struct {
 	Path string
+	Op   string
 	Err  error
 }
 
-func (e *StartError) Error() string { return fmt.Sprintf("proc: start %s: %v", e.Path, e.Err) }
+func (e *StartError) Error() string {
+	if e.Op != "" {
+		return fmt.Sprintf("proc: start %s: %s: %v", e.Path, e.Op, e.Err)
+	}
+	return fmt.Sprintf("proc: start %s: %v", e.Path, e.Err)
+}
 
-func (e *StartError) Unwrap() []error { return []error{startKind(e.Err), e.Err} }
+func (e *StartError) Unwrap() []error {
+	if e.Op != "" {
+		return []error{ErrStart, e.Err}
+	}
+	return []error{startKind(e.Err), e.Err}
+}
 
 func startKind(err error) error {
 	switch {

@@ -3,6 +3,7 @@ package proc_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,7 +103,9 @@ func TestStartErrors(t *testing.T) {
 		{"exec format", proc.Command(badFormat), proc.ErrExecFormat},
 		{"bad interpreter", proc.Command(badInterp), proc.ErrNotFound},
 		{"empty args", &proc.Cmd{}, proc.ErrStart},
-		{"bad dir", &proc.Cmd{Args: []string{"/bin/true"}, Dir: filepath.Join(dir, "absent")}, proc.ErrNotFound},
+		{"bad dir", &proc.Cmd{Args: []string{"/bin/true"}, Dir: filepath.Join(dir, "absent")}, proc.ErrStart},
+		{"dir is a file", &proc.Cmd{Args: []string{"/bin/true"}, Dir: notExec}, proc.ErrStart},
+		{"unopenable stdin", &proc.Cmd{Args: []string{"/bin/true"}, Stdin: proc.FromFile(filepath.Join(dir, "absent"))}, os.ErrNotExist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,5 +248,37 @@ func TestCredentialAndSetsid(t *testing.T) {
 	f := strings.Fields(string(res.Stdout))
 	if len(f) != 2 || f[0] != strconv.Itoa(res.Pid) || f[1] != f[0] {
 		t.Errorf("not a new session: %q (pid %d)", res.Stdout, res.Pid)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	var buf syncBuffer
+	c := helper(t, "exit", "2")
+	c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	run(t, c)
+	out := string(buf.Bytes())
+	for _, want := range []string{"proc: started", "proc: finished", "status=exit_error"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	// nil discards: nothing to assert but that it runs.
+	if res := run(t, helper(t, "exit", "0")); res.Status != proc.StatusOK {
+		t.Errorf("status %s", res.Status)
+	}
+}
+
+func TestWireJSON(t *testing.T) {
+	res := run(t, proc.Command("/bin/sh", "-c", `printf 'ok\000\377'; kill -KILL $$`))
+	w := res.Wire()
+	if w.ExitCode != nil || w.Signal == nil || *w.Signal != "SIGKILL" {
+		t.Errorf("exit code %v signal %v: want only the signal", w.ExitCode, w.Signal)
+	}
+	if w.StdoutEncoding != "base64" || w.Stdout != "b2sA/w==" {
+		t.Errorf("stdout %q encoding %q", w.Stdout, w.StdoutEncoding)
+	}
+	w = run(t, proc.Command("/bin/sh", "-c", "exit 5")).Wire()
+	if w.ExitCode == nil || *w.ExitCode != 5 || w.Signal != nil {
+		t.Errorf("exit code %v signal %v: want only the exit code", w.ExitCode, w.Signal)
 	}
 }
