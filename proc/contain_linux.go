@@ -42,10 +42,15 @@ type tree interface {
 // kill, so signaling -pgid never hits a stranger.
 type groupTree struct{ pgid int }
 
-func (g groupTree) signal(sig syscall.Signal) error { return ignoreESRCH(syscall.Kill(-g.pgid, sig)) }
-func (g groupTree) kill() error                     { return g.signal(syscall.SIGKILL) }
-func (g groupTree) release()                        {}
-func (g groupTree) containment() Containment        { return ContainProcessGroup }
+func (g groupTree) signal(sig syscall.Signal) error {
+	if g.pgid <= 1 {
+		return nil // kill(-0) would signal our own group, kill(-1) everything
+	}
+	return ignoreESRCH(syscall.Kill(-g.pgid, sig))
+}
+func (g groupTree) kill() error              { return g.signal(syscall.SIGKILL) }
+func (g groupTree) release()                 {}
+func (g groupTree) containment() Containment { return ContainProcessGroup }
 
 // leaderTree reaches only the child itself (ContainNone).
 type leaderTree struct{ p *os.Process }

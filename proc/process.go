@@ -44,13 +44,14 @@ type Process struct {
 	exited      chan struct{} // the main process exited (not necessarily reaped)
 	done        chan struct{} // the result is ready
 
-	mu     sync.Mutex
-	reason Status // why we stopped it; empty when it ended by itself
-	ended  time.Time
-	state  *os.ProcessState
-	reaped bool
-	result *Result
-	err    error
+	mu       sync.Mutex
+	reason   Status // why we stopped it; empty when it ended by itself
+	ended    time.Time
+	state    *os.ProcessState
+	reaped   bool
+	released bool // the containment was given back; the tree must not be signaled
+	result   *Result
+	err      error
 }
 
 // devNull is opened read-write once and shared: it serves as stdin and as a discarded output.
@@ -483,10 +484,10 @@ func (p *Process) Signal(sig syscall.Signal) error {
 
 // SignalTree sends sig to every process of the tree that the containment reaches.
 func (p *Process) SignalTree(sig syscall.Signal) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		return nil // the tree is gone, and its cgroup may serve another run by now
 	}
 	return p.tree.signal(sig)
 }
@@ -707,6 +708,9 @@ func (p *Process) finish() {
 		// The last bytes, read after the exit, went past the limit.
 		p.reason = StatusOutputLimit
 	}
+	p.mu.Unlock()
+	p.mu.Lock()
+	p.released = true
 	p.mu.Unlock()
 	if !p.keepOrphans || stopped {
 		p.tree.release()
