@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/runboxhq/runbox/internal/testenv"
@@ -245,5 +246,24 @@ func TestOutputLimitBoundaries(t *testing.T) {
 				t.Errorf("status %s captured %d, want %s %d", res.Status, len(res.Stdout), tt.status, min(tt.n, limit))
 			}
 		})
+	}
+}
+
+func TestCloseStdoutAndLinger(t *testing.T) {
+	// EOF on the pipes is not the end of the process: the result waits for the exit.
+	start := time.Now()
+	res := run(t, helper(t, "close-stdout-and-linger", "300ms"))
+	if d := time.Since(start); d < 300*time.Millisecond || res.Status != proc.StatusOK || res.Duration < 300*time.Millisecond {
+		t.Errorf("returned after %v with %s (duration %v): should wait for the exit", d, res.Status, res.Duration)
+	}
+}
+
+func TestReadStdinThenWrite(t *testing.T) {
+	in := testenv.FloodData(3 << 20)
+	c := helper(t, "read-stdin-then-write")
+	c.Stdin = proc.Bytes(in)
+	res := run(t, c)
+	if !bytes.Equal(res.Stdout, in) || string(res.Stderr) != fmt.Sprintf("read %d bytes\n", len(in)) {
+		t.Errorf("echoed %d bytes, stderr %q", len(res.Stdout), res.Stderr)
 	}
 }
