@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/runboxhq/runbox/internal/testenv"
 	"github.com/runboxhq/runbox/proc"
