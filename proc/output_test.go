@@ -267,3 +267,16 @@ func TestReadStdinThenWrite(t *testing.T) {
 		t.Errorf("echoed %d bytes, stderr %q", len(res.Stdout), res.Stderr)
 	}
 }
+
+func TestDrainBoundKeepsBufferedOutput(t *testing.T) {
+	// The drain bound cuts off writers that hold the pipe, never bytes already in it,
+	// however late the pump runs.
+	for i := range 200 {
+		c := proc.Command("/bin/echo", "hello")
+		c.DrainTimeout = time.Nanosecond
+		res := run(t, c)
+		if string(res.Stdout) != "hello\n" || res.OutputIncomplete {
+			t.Fatalf("run %d: stdout %q incomplete %v", i, res.Stdout, res.OutputIncomplete)
+		}
+	}
+}

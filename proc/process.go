@@ -751,13 +751,17 @@ func (p *Process) drainOutput() (incomplete bool) {
 		select {
 		case <-s.done:
 		case <-timer.C:
-			incomplete = true
 			for _, t := range []*outStream{p.out, p.errOut} {
 				if t != nil && t.r != nil {
 					t.r.SetReadDeadline(time.Now())
 				}
 			}
 			<-s.done
+		}
+	}
+	for _, s := range []*outStream{p.out, p.errOut} {
+		if s.r != nil && !s.eof {
+			incomplete = true
 		}
 	}
 	p.closeReaders()

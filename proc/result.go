@@ -41,7 +41,11 @@ type Result struct {
 	Duration time.Duration
 	UserCPU  time.Duration
 	SysCPU   time.Duration
-	MaxRSS   int64 // bytes; the largest resident set of the child or a waited-for descendant
+	// MaxRSS is the largest resident set, in bytes, of the child or a descendant it
+	// waited for. Go starts children with vfork, and Linux counts the parent's memory
+	// until the child calls exec: for a small child of a large parent this is the
+	// parent's size.
+	MaxRSS int64
 
 	// Captured output: the head and tail of each stream when it was larger than the
 	// capture limit, with the Truncated flags set; *Bytes count everything the child wrote.

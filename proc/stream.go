@@ -31,6 +31,7 @@ type outStream struct {
 
 	total atomic.Int64
 	done  chan struct{}
+	eof   bool  // the pump saw the end of the pipe; read after done
 	err   error // first sink error; read after done
 }
 
@@ -56,7 +57,14 @@ func (s *outStream) pump() {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) && s.err == nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				s.eof = true
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// The drain bound cuts off a writer that keeps the pipe open, not the
+				// bytes already in it: a pump scheduled late must still deliver them.
+				s.eof = s.readBuffered(buf)
+			case !errors.Is(err, os.ErrClosed) && s.err == nil:
 				s.err = err
 			}
 			break
@@ -66,6 +74,30 @@ func (s *outStream) pump() {
 		pumpBufs.Put(bp)
 	}
 	s.finish()
+}
+
+// readBuffered delivers what is already in the pipe without waiting, at most one full
+// pipe, so a writer still alive cannot hold the pump. It reports whether it reached EOF.
+func (s *outStream) readBuffered(buf []byte) (eof bool) {
+	rc, err := s.r.SyscallConn()
+	if err != nil {
+		return false
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for budget := pipeGrowTo; budget > 0; {
+			n, err := unix.Read(int(fd), buf) // non-blocking: the pipe is on the poller
+			if err != nil {
+				return // EAGAIN: empty, but still held open
+			}
+			if n == 0 {
+				eof = true
+				return
+			}
+			s.deliver(buf[:n])
+			budget -= n
+		}
+	})
+	return eof
 }
 
 func growPipe(f *os.File) {

@@ -67,7 +67,7 @@ func cmdNoProc(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	deadline := time.Now().Add(time.Second)
 	for {
-		live := findProcs(args[0])
+		live := findProcs(ts, args[0])
 		if len(live) == 0 {
 			return
 		}
@@ -84,12 +84,16 @@ func cmdNoProc(ts *testscript.TestScript, neg bool, args []string) {
 // killproc CMDLINE kills the processes with that command line (clean-up of a case that
 // leaves them on purpose).
 func cmdKill(ts *testscript.TestScript, neg bool, args []string) {
-	for _, pid := range findProcs(args[0]) {
+	for _, pid := range findProcs(ts, args[0]) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
-func findProcs(cmdline string) []int {
+// findProcs returns the live processes with exactly that command line that this script
+// started: their environment carries the script's own $WORK, so a run of the same
+// script elsewhere on the machine (a parallel go test) is neither waited for nor killed.
+func findProcs(ts *testscript.TestScript, cmdline string) []int {
+	mark := "\x00WORK=" + ts.Getenv("WORK") + "\x00"
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -99,6 +103,10 @@ func findProcs(cmdline string) []int {
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if err != nil || strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " ") != cmdline {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !strings.Contains("\x00"+string(env), mark) {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
