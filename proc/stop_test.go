@@ -73,14 +73,24 @@ func TestSetsidEscapeWithProcessGroupIsBoundedByDrain(t *testing.T) {
 	// the call still returns within grace + drain, and says the output may be incomplete.
 	c := helper(t, "setsid-escape")
 	c.Containment = proc.ContainProcessGroup
-	c.Timeout = 200 * time.Millisecond
 	c.Grace = 100 * time.Millisecond
 	c.DrainTimeout = 300 * time.Millisecond
+	p, err := c.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop only once the grandchild exists (its pid is printed), however slow the start.
+	for deadline := time.Now().Add(10 * time.Second); p.Status().StdoutBytes == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
-	res := run(t, c)
-	within(t, "run with an escaped grandchild", time.Since(start), 2*time.Second)
+	res, err := p.Stop(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "stop with an escaped grandchild", time.Since(start), 2*time.Second)
 	escaped := pids(t, res.Stdout)
-	if res.Status != proc.StatusTimeout || !res.OutputIncomplete || len(escaped) != 1 {
+	if res.Status != proc.StatusCanceled || !res.OutputIncomplete || len(escaped) != 1 {
 		t.Errorf("status %s incomplete %v pids %v", res.Status, res.OutputIncomplete, escaped)
 	}
 	for _, pid := range escaped {
