@@ -32,6 +32,10 @@ type ProcessResult struct {
 	Containment     string   `json:"containment"`
 	// OutputIncomplete is true when an escaped process still held the output pipes open
 	// when the drain bound ran out, so output written after that is missing.
-	OutputIncomplete bool   `json:"output_incomplete,omitempty"`
-	Error            string `json:"error,omitempty"`
+	OutputIncomplete bool `json:"output_incomplete,omitempty"`
+	// Progress is the last progress reading, when progress was being followed.
+	Progress *Progress `json:"progress,omitempty"`
+	// Interrupted is set when runbox forwarded an interrupt (SIGINT) to the process.
+	Interrupted bool   `json:"interrupted,omitempty"`
+	Error       string `json:"error,omitempty"`
 }

@@ -4,16 +4,12 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/runboxhq/runbox/internal/cli"
 	"github.com/runboxhq/runbox/internal/iostreams"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], iostreams.System())
-	stop()
-	os.Exit(code)
+	// Signals are each command's business: exec forwards them to its child's tree.
+	os.Exit(cli.Main(context.Background(), os.Args[1:], iostreams.System()))
 }

@@ -19,6 +19,7 @@ const (
 	ExitInternal     = 125 // runbox failed, or its usage was wrong
 	ExitNotRunnable  = 126 // the command was found but could not be executed
 	ExitNotFound     = 127 // the command was not found
+	ExitInterrupted  = 130 // the command was interrupted (128+SIGINT)
 	exitSignalOffset = 128 // killed by signal N: 128+N
 )
 

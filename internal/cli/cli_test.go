@@ -2,8 +2,8 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,17 +12,31 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/internal/cli"
 	"github.com/runboxhq/runbox/internal/iostreams"
+	"github.com/runboxhq/runbox/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
+	// Dispatch for tests that start the binary themselves (the pty test).
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "__runbox":
+			os.Exit(cli.Main(context.Background(), os.Args[2:], iostreams.System()))
+		case "__testhelper":
+			os.Exit(testenv.Run(os.Args[2], os.Args[3:]))
+		}
+	}
 	testscript.Main(m, map[string]func(){
+		"testhelper": func() {
+			if len(os.Args) < 2 {
+				os.Exit(2)
+			}
+			os.Exit(testenv.Run(os.Args[1], os.Args[2:]))
+		},
 		"runbox": func() {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			code := cli.Main(ctx, os.Args[1:], iostreams.System())
-			stop()
-			os.Exit(code)
+			os.Exit(cli.Main(context.Background(), os.Args[1:], iostreams.System()))
 		},
 	})
 }
@@ -37,6 +51,8 @@ func TestScripts(t *testing.T) {
 			"within":   cmdWithin,
 			"noproc":   cmdNoProc,
 			"killproc": cmdKill,
+			"waitfile": cmdWaitFile,
+			"ndjson":   cmdNDJSON,
 		},
 	})
 }
@@ -170,5 +186,41 @@ func TestMainExitCodes(t *testing.T) {
 				t.Errorf("exit %d stderr %q; want %d and %q", code, errOut.String(), tt.code, tt.err)
 			}
 		})
+	}
+}
+
+// waitfile NAME waits (up to 10 s) until the file exists in $WORK.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	path := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s never appeared", args[0])
+}
+
+// ndjson checks that the last command's stdout is a valid event stream: every line a
+// JSON object with the documented fields, seq 1, 2, 3…, started first, exited last.
+func cmdNDJSON(ts *testscript.TestScript, neg bool, args []string) {
+	lines := strings.Split(strings.TrimRight(ts.ReadFile("stdout"), "\n"), "\n")
+	for i, line := range lines {
+		var ev api.Event
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil {
+			ts.Fatalf("line %d is not an event: %v: %s", i+1, err, line)
+		}
+		if ev.Seq != uint64(i+1) || ev.Time.IsZero() {
+			ts.Fatalf("line %d: seq %d time %v", i+1, ev.Seq, ev.Time)
+		}
+		switch {
+		case i == 0 && ev.Type != api.EventStarted, i == len(lines)-1 && (ev.Type != api.EventExited || ev.Result == nil):
+			ts.Fatalf("line %d: unexpected %s", i+1, ev.Type)
+		case ev.Type == api.EventLine && (ev.Stream == "" || ev.Kind == ""):
+			ts.Fatalf("line %d: line event without stream or kind", i+1)
+		case ev.Type == api.EventProgress && ev.Progress == nil:
+			ts.Fatalf("line %d: progress event without progress", i+1)
+		}
 	}
 }

@@ -41,3 +41,6 @@ func Test() (s *IOStreams, in, out, errOut *bytes.Buffer) {
 
 // IsTerminal reports whether stdout and stderr are both terminals.
 func (s *IOStreams) IsTerminal() bool { return s.outTTY && s.errTTY }
+
+// IsStderrTerminal reports whether stderr is a terminal: where progress is drawn.
+func (s *IOStreams) IsStderrTerminal() bool { return s.errTTY }

@@ -33,6 +33,19 @@ const (
 	copyBuffer = 1 << 20
 	// floodPattern repeats through everything flood writes.
 	floodPattern = "0123456789abcdef"
+	// progressBatch is the write size of progress-flood.
+	progressBatch = 4 << 10
+)
+
+// line100 is the line that lines-100 repeats: 99 bytes and a newline.
+var line100 = strings.Repeat("0123456789", 10)[:99] + "\n"
+
+// Defaults of pg-basebackup: how many updates, and the pause between two.
+const (
+	pgUpdates = 20
+	pgPause   = 20 * time.Millisecond
+	// pgTotalKB is the size of the imitated backup, in kB.
+	pgTotalKB = 1808798
 )
 
 // helpers is the registry: name → func(args) exit code. Bad arguments panic with
@@ -234,6 +247,130 @@ var helpers = map[string]func(args []string) int{
 		}
 		return 0
 	},
+	"pg-basebackup": func(args []string) int {
+		nargs(args, 0, 2)
+		n, d := pgUpdates, pgPause
+		if len(args) > 0 {
+			n = count(args[0])
+		}
+		if len(args) > 1 {
+			d = duration(args[1])
+		}
+		return check(0, pgBasebackup(os.Stderr, n, d))
+	},
+	"report-while-reading": func(args []string) int {
+		nargs(args, 1, 1)
+		total := count(args[0])
+		if total == 0 {
+			usage("TOTAL must be positive")
+		}
+		return check(0, reportWhileReading(os.Stdin, os.Stdout, os.Stderr, total))
+	},
+	"progress-flood": func(args []string) int {
+		nargs(args, 1, 1)
+		n := count(args[0])
+		w := bufio.NewWriterSize(os.Stderr, progressBatch)
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(w, "\r(%d%%)", i*100/n)
+		}
+		w.WriteString("\n")
+		return check(0, w.Flush())
+	},
+	"lines-100": func(args []string) int {
+		nargs(args, 1, 1)
+		return check(0, lines100(os.Stdout, count(args[0])))
+	},
+}
+
+// pgBasebackup writes to w what pg_basebackup -v -P writes to a terminal: verbose
+// lines, then n progress updates d apart, each ended by "\r", then "\n" and the
+// closing verbose lines. Each update goes out in one write, "\r" included.
+func pgBasebackup(w io.Writer, n int, d time.Duration) error {
+	for _, l := range []string{
+		"pg_basebackup: initiating base backup, waiting for checkpoint to complete",
+		"pg_basebackup: checkpoint completed",
+		"pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1",
+		"pg_basebackup: starting background WAL receiver",
+	} {
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
+			return err
+		}
+	}
+	total := strconv.Itoa(pgTotalKB)
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			time.Sleep(d)
+		}
+		done := pgTotalKB * i / n
+		// progress_report in pg_basebackup.c pads done to the width of the total.
+		line := fmt.Sprintf("%*d/%s kB (%d%%), 0/1 tablespace (pgdata/base/1/%d)\r",
+			len(total), done, total, done*100/pgTotalKB, i)
+		if _, err := io.WriteString(w, line); err != nil {
+			return err
+		}
+	}
+	for _, l := range []string{
+		"",
+		"pg_basebackup: write-ahead log end point: 0/2000100",
+		"pg_basebackup: waiting for background process to finish streaming ...",
+		"pg_basebackup: syncing data to disk ...",
+		"pg_basebackup: base backup completed",
+	} {
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportWhileReading echoes each line of in to out in upper case, and reports on
+// progress "processed K lines (P%)" before each echo, P being K*100/total.
+func reportWhileReading(in io.Reader, out, progress io.Writer, total int) error {
+	r := bufio.NewReader(in)
+	for k := 1; ; k++ {
+		line, err := r.ReadString('\n')
+		if line != "" {
+			if _, err := fmt.Fprintf(progress, "processed %d lines (%d%%)\n", k, k*100/total); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(out, strings.ToUpper(line)); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// lines100 writes n bytes of Lines100Data to w in writes of defaultChunk bytes.
+func lines100(w io.Writer, n int) error {
+	buf := Lines100Data(defaultChunk + len(line100))
+	for off := 0; off < n; {
+		k := min(defaultChunk, n-off)
+		s := off % len(line100)
+		if _, err := w.Write(buf[s : s+k]); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
+
+// Lines100Data returns the first n bytes that lines-100 writes: lines of 99 bytes
+// and a newline.
+func Lines100Data(n int) []byte {
+	return []byte(strings.Repeat(line100, n/len(line100)+1)[:n])
+}
+
+// Run runs helper name with args, as [Main] does when [EnvHelper] is set, and returns
+// its exit code, for a test binary that dispatches helpers itself (testscript's
+// commands). The deadline of [EnvDeadline] applies, or 10 minutes without it.
+func Run(name string, args []string) int {
+	return runHelper(name, args)
 }
 
 // runHelper runs helper name with args under the deadline of EnvDeadline and returns

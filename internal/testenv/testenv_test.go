@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -115,6 +116,7 @@ func TestNames(t *testing.T) {
 		"orphan-holds-pipe", "setsid-escape", "double-fork", "exit", "read-stdin-then-write",
 		"write-without-reading-stdin", "close-stdout-and-linger", "crash", "duplex", "sleep",
 		"print-pid-then-hang", "env", "pwd", "partial-then-hang", "lines-slowly",
+		"pg-basebackup", "report-while-reading", "progress-flood", "lines-100",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Names() lacks %q", want)
@@ -203,6 +205,9 @@ func TestBadArgs(t *testing.T) {
 		{"flood"}, {"flood", "x"}, {"flood", "-1"}, {"flood", "10", "sideways"},
 		{"flood", "10", "stdout", "0"}, {"exit"}, {"exit", "seven"}, {"sleep", "soon"},
 		{"crash", "NOPE"}, {"crash", "0"}, {"lines-slowly", "1"}, {"hang", "extra"},
+		{"pg-basebackup", "x"}, {"pg-basebackup", "3", "soon"}, {"pg-basebackup", "3", "1ms", "extra"},
+		{"report-while-reading"}, {"report-while-reading", "0"}, {"report-while-reading", "-3"},
+		{"progress-flood"}, {"progress-flood", "many"}, {"lines-100"}, {"lines-100", "-100"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			t.Parallel()
@@ -661,6 +666,219 @@ func TestLinesSlowly(t *testing.T) {
 	}
 	if string(out) != "tick 1\ntick 2\ntick 3\n" {
 		t.Errorf("got %q", out)
+	}
+}
+
+// pgProgress is a progress update of pg_basebackup -v -P, as progress_report in
+// pg_basebackup.c formats it.
+var pgProgress = regexp.MustCompile(`^( *)(\d+)/(\d+) kB \((\d+)%\), 0/1 tablespace \(pgdata/base/1/\d+\)$`)
+
+func TestPgBasebackup(t *testing.T) {
+	t.Parallel()
+	cmd := helper(t, "pg-basebackup", "7", "1ms")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cmd)
+	// Writes of up to PIPE_BUF bytes are atomic and reads return whole writes: a read
+	// that ends inside an update means the update took more than one write.
+	var out bytes.Buffer
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := stderr.Read(buf)
+		if n > 0 {
+			if c := buf[n-1]; c != '\r' && c != '\n' {
+				t.Errorf("a read ended inside a line: %q", buf[:n])
+			}
+			out.Write(buf[:n])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want nothing", stdout.String())
+	}
+	head, rest, _ := strings.Cut(out.String(), "pg_basebackup: starting background WAL receiver\n")
+	if want := "pg_basebackup: initiating base backup, waiting for checkpoint to complete\n" +
+		"pg_basebackup: checkpoint completed\n" +
+		"pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1\n"; head != want {
+		t.Errorf("verbose lines before the progress:\n%q\nwant\n%q", head, want)
+	}
+	updates, tail, _ := strings.Cut(rest, "\r\n")
+	if want := "pg_basebackup: write-ahead log end point: 0/2000100\n" +
+		"pg_basebackup: waiting for background process to finish streaming ...\n" +
+		"pg_basebackup: syncing data to disk ...\n" +
+		"pg_basebackup: base backup completed\n"; tail != want {
+		t.Errorf("after the progress:\n%q\nwant\n%q", tail, want)
+	}
+	lastPct := -1
+	n := 0
+	for u := range strings.SplitSeq(updates, "\r") {
+		n++
+		m := pgProgress.FindStringSubmatch(u)
+		if m == nil {
+			t.Errorf("update %d is %q, not a pg_basebackup progress line", n, u)
+			continue
+		}
+		done, _ := strconv.Atoi(m[2])
+		total, _ := strconv.Atoi(m[3])
+		pct, _ := strconv.Atoi(m[4])
+		if len(m[1])+len(m[2]) != len(m[3]) || done > total || pct != done*100/total || pct < lastPct {
+			t.Errorf("update %d: %q", n, u)
+		}
+		lastPct = pct
+	}
+	if n != 7 || lastPct != 100 {
+		t.Errorf("%d updates ending at %d%%, want 7 ending at 100%%:\n%q", n, lastPct, updates)
+	}
+}
+
+func TestPgBasebackupDefaults(t *testing.T) {
+	t.Parallel()
+	cmd := helper(t, "pg-basebackup")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	began := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(stderr.String(), "tablespace"); n != 20 {
+		t.Errorf("%d updates, want 20", n)
+	}
+	if took := time.Since(began); took < 19*20*time.Millisecond {
+		t.Errorf("took %v, want 19 pauses of 20ms at least", took)
+	}
+}
+
+func TestReportWhileReading(t *testing.T) {
+	t.Parallel()
+	cmd := helper(t, "report-while-reading", "4")
+	cmd.Stdin = strings.NewReader("a\nb c\r\n\nlast")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stdout.String(), "A\nB C\r\n\nLAST"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+	want := "processed 1 lines (25%)\nprocessed 2 lines (50%)\nprocessed 3 lines (75%)\nprocessed 4 lines (100%)\n"
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// TestReportWhileReadingReportsEachLine checks that a line is reported and echoed
+// before the next one is even written.
+func TestReportWhileReadingReportsEachLine(t *testing.T) {
+	t.Parallel()
+	cmd := helper(t, "report-while-reading", "2")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdoutPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cmd)
+	stdout, stderr := bufio.NewReader(stdoutPipe), bufio.NewReader(stderrPipe)
+	for i, in := range []string{"one\n", "two\n"} {
+		if _, err := io.WriteString(stdin, in); err != nil {
+			t.Fatal(err)
+		}
+		wantProgress := fmt.Sprintf("processed %d lines (%d%%)\n", i+1, (i+1)*50)
+		if got, err := stderr.ReadString('\n'); got != wantProgress {
+			t.Fatalf("stderr %q, %v; want %q", got, err, wantProgress)
+		}
+		if got, err := stdout.ReadString('\n'); got != strings.ToUpper(in) {
+			t.Fatalf("stdout %q, %v; want %q", got, err, strings.ToUpper(in))
+		}
+	}
+	stdin.Close()
+	if rest, err := io.ReadAll(stdout); err != nil || len(rest) != 0 {
+		t.Errorf("then stdout %q, %v; want EOF", rest, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProgressFlood(t *testing.T) {
+	t.Parallel()
+	const n = 100000
+	cmd := helper(t, "progress-flood", strconv.Itoa(n))
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cmd)
+	var out bytes.Buffer
+	buf := make([]byte, 1<<20)
+	reads := 0
+	for {
+		k, err := stderr.Read(buf)
+		if k > 0 {
+			reads++
+			out.Write(buf[:k])
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want nothing", stdout.String())
+	}
+	// Batched writes: far fewer reads than updates.
+	if reads > out.Len()/1024 {
+		t.Errorf("%d bytes came in %d reads; want writes of a few KiB", out.Len(), reads)
+	}
+	body, ok := strings.CutSuffix(out.String(), "\n")
+	updates := strings.Split(body, "\r")
+	if !ok || updates[0] != "" || len(updates) != n+1 {
+		t.Fatalf("%d bytes, %d updates; want %d then a newline", out.Len(), len(updates)-1, n)
+	}
+	for i, u := range updates[1:] {
+		if want := fmt.Sprintf("(%d%%)", (i+1)*100/n); u != want {
+			t.Fatalf("update %d is %q, want %q", i+1, u, want)
+		}
+	}
+}
+
+func TestLines100(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 100, 1 << 20, 1000050} {
+		out, err := helper(t, "lines-100", strconv.Itoa(n)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, testenv.Lines100Data(n)) {
+			t.Errorf("lines-100 %d: %d bytes, or not the lines of Lines100Data", n, len(out))
+		}
+	}
+	data := testenv.Lines100Data(250)
+	lines := bytes.Split(data, []byte("\n"))
+	if len(lines) != 3 || len(lines[0]) != 99 || len(lines[1]) != 99 || len(lines[2]) != 50 {
+		t.Errorf("Lines100Data(250) = %q", data)
 	}
 }
 
