@@ -429,7 +429,7 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 		}
 	}
 	if len(lineFns) > 0 {
-		s.split = lines.New(0, lineFanout(which, lineFns))
+		s.split = lines.New(0, s.lineFanout(lineFns))
 	}
 	if c.Interactive {
 		s.recv = newRecvQueue(DefaultRecvLimit)

@@ -23,6 +23,7 @@ type outStream struct {
 	combined  *capture
 	writers   []io.Writer
 	split     *lines.Splitter
+	now       time.Time // when the read being split returned
 	recv      *recvQueue
 	limit     int64
 	onLimit   func()
@@ -136,6 +137,7 @@ func (s *outStream) deliver(p []byte) {
 		}
 	}
 	if s.split != nil {
+		s.now = time.Now()
 		s.split.Write(p)
 	}
 	if s.recv != nil {
@@ -145,6 +147,7 @@ func (s *outStream) deliver(p []byte) {
 
 func (s *outStream) finish() {
 	if s.split != nil {
+		s.now = time.Now()
 		s.split.Flush()
 	}
 	if s.recv != nil {
@@ -157,10 +160,12 @@ func (s *outStream) finish() {
 	}
 }
 
-// lineFanout turns the Lines sinks of a stream into one splitter callback.
-func lineFanout(which Stream, fns []func(Line)) func(lines.Line) {
+// lineFanout turns the Lines sinks of a stream into one splitter callback. Lines get
+// the time their read returned (s.now): lines that arrived together share it, and the
+// clock is read once per read, not once per line.
+func (s *outStream) lineFanout(fns []func(Line)) func(lines.Line) {
 	return func(l lines.Line) {
-		line := Line{Stream: which, Text: string(l.Text), Kind: l.Kind, Time: time.Now()}
+		line := Line{Stream: s.which, Text: string(l.Text), Kind: l.Kind, Time: s.now}
 		for _, fn := range fns {
 			fn(line)
 		}

@@ -51,9 +51,14 @@ func (r *recorder) ofType(tp api.EventType) []api.Event {
 }
 
 func helperCmd(t *testing.T, name string, args ...string) *proc.Cmd {
-	argv, env := testenv.Command(t, name, args...)
-	return &proc.Cmd{Args: argv, Env: env}
+	return cmdOf(testenv.Command(t, name, args...))
 }
+
+func testenvCommand(t testing.TB, name string, args ...string) ([]string, []string) {
+	return testenv.Command(t, name, args...)
+}
+
+func cmdOf(argv, env []string) *proc.Cmd { return &proc.Cmd{Args: argv, Env: env} }
 
 func TestWatchPgBasebackup(t *testing.T) {
 	rec := &recorder{t: t}

@@ -129,8 +129,26 @@ func (r *plainRenderer) close() { r.out.close() }
 
 func stamp(t time.Time) string { return t.Local().Format("15:04:05.000") }
 
+// stampCache formats a time once per millisecond: lines that arrive together share it.
+type stampCache struct {
+	ms  int64
+	buf []byte
+}
+
+func (c *stampCache) get(t time.Time) []byte {
+	if ms := t.UnixMilli(); ms != c.ms || c.buf == nil {
+		c.ms = ms
+		c.buf = t.Local().AppendFormat(c.buf[:0], "15:04:05.000")
+	}
+	return c.buf
+}
+
+// lineStamps serves writeLogLine, which runs on one goroutine at a time (events are
+// serialised by runner.Watch).
+var lineStamps stampCache
+
 func writeLogLine(w *bufio.Writer, ev api.Event) {
-	w.WriteString(stamp(ev.Time))
+	w.Write(lineStamps.get(ev.Time))
 	if ev.Stream == "stderr" {
 		w.WriteString(" stderr ")
 	} else {

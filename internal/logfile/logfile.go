@@ -197,11 +197,17 @@ func (w *Writer) Line(t time.Time, stream, text string) error {
 		return ErrClosed
 	}
 	var now time.Time
-	if w.o.Daily || t.IsZero() {
+	switch {
+	case t.IsZero():
 		now = w.now()
-	}
-	if t.IsZero() {
 		t = now
+	case w.o.Daily && !t.Before(w.dayStart):
+		// A record stamped in (or after) the current period decides the rotation by its
+		// own time: no clock read per line. An older one (a line read before midnight,
+		// written after) asks the clock, so a period never rotates backwards.
+		now = t
+	case w.o.Daily:
+		now = w.now()
 	}
 	prefix, ms := w.stamp.stamp(t)
 	sc, tc := countEscapes(stream), countEscapes(text)
