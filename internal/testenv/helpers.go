@@ -347,24 +347,11 @@ func reportWhileReading(in io.Reader, out, progress io.Writer, total int) error 
 }
 
 // lines100 writes n bytes of Lines100Data to w in writes of defaultChunk bytes.
-func lines100(w io.Writer, n int) error {
-	buf := Lines100Data(defaultChunk + len(line100))
-	for off := 0; off < n; {
-		k := min(defaultChunk, n-off)
-		s := off % len(line100)
-		if _, err := w.Write(buf[s : s+k]); err != nil {
-			return err
-		}
-		off += k
-	}
-	return nil
-}
+func lines100(w io.Writer, n int) error { return writePattern(w, line100, n, defaultChunk) }
 
 // Lines100Data returns the first n bytes that lines-100 writes: lines of 99 bytes
 // and a newline.
-func Lines100Data(n int) []byte {
-	return []byte(strings.Repeat(line100, n/len(line100)+1)[:n])
-}
+func Lines100Data(n int) []byte { return patternData(line100, n) }
 
 // Run runs helper name with args, as [Main] does when [EnvHelper] is set, and returns
 // its exit code, for a test binary that dispatches helpers itself (testscript's
@@ -416,11 +403,14 @@ func hang() int {
 }
 
 // flood writes n bytes of floodPattern to w in writes of chunk bytes.
-func flood(w io.Writer, n, chunk int) error {
-	buf := FloodData(chunk + len(floodPattern))
+func flood(w io.Writer, n, chunk int) error { return writePattern(w, floodPattern, n, chunk) }
+
+// writePattern writes the first n bytes of pattern repeated, in writes of chunk bytes.
+func writePattern(w io.Writer, pattern string, n, chunk int) error {
+	buf := patternData(pattern, chunk+len(pattern))
 	for off := 0; off < n; {
 		k := min(chunk, n-off)
-		s := off % len(floodPattern)
+		s := off % len(pattern)
 		if _, err := w.Write(buf[s : s+k]); err != nil {
 			return err
 		}
@@ -429,10 +419,12 @@ func flood(w io.Writer, n, chunk int) error {
 	return nil
 }
 
-// FloodData returns the first n bytes that the flood helpers write to each stream.
-func FloodData(n int) []byte {
-	return []byte(strings.Repeat(floodPattern, n/len(floodPattern)+1)[:n])
+func patternData(pattern string, n int) []byte {
+	return []byte(strings.Repeat(pattern, n/len(pattern)+1)[:n])
 }
+
+// FloodData returns the first n bytes that the flood helpers write to each stream.
+func FloodData(n int) []byte { return patternData(floodPattern, n) }
 
 // command returns a command that runs helper name of this binary, with the environment
 // of this helper (owner, deadline, test).
