@@ -159,7 +159,7 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	}
 	p, err := c.begin(ctx, inline)
 	if err != nil {
-		return startFailed(c, err), err
+		return startFailed(c), err
 	}
 	if inline {
 		p.runInline(ctx, c.Timeout, c.OutputLimit > 0)
@@ -189,7 +189,7 @@ func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	return res.Stdout, err
 }
 
-func startFailed(c *Cmd, err error) *Result {
+func startFailed(c *Cmd) *Result {
 	return &Result{Argv: c.Args, Status: StatusStartError, ExitCode: -1, Started: time.Now()}
 }
 
