@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,10 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 	DefaultMaxRestarts   = 10
 	DefaultRestartWindow = 10 * time.Second
 	maxBackoff           = time.Second
+	// smallFrame is written to a worker's stdin inline: one request in flight fits the
+	// pipe buffer, so the write cannot block.
+	smallFrame = 4096
 )
 
 // Errors of a task that did not get a result from its worker. A *WorkerError unwraps
@@ -368,8 +372,9 @@ func (p *Pool) noteRestart() bool {
 // worker is one running worker process.
 type worker struct {
 	proc   *proc.Process
-	stdin  *io.PipeWriter
+	stdin  *os.File
 	frames chan frame
+	part   []byte        // pieces of a frame longer than the line splitter's limit
 	quit   chan struct{} // closed when the worker is being ended: the reader only drains
 	ending sync.Once
 	nextID uint64
@@ -383,42 +388,30 @@ type frame struct {
 }
 
 func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	c := *p.cfg.Cmd
-	c.Stdin = inR
-	c.Interactive = false
-	c.Stdout = []proc.Sink{proc.Writer(outW)}
-	var pid int
-	c.Stderr = []proc.Sink{proc.Lines(func(l proc.Line) { p.log.Info("worker", "pid", pid, "line", l.Text) })}
-	pr, err := c.Start(p.ctx)
+	// stdin is a real pipe written by the pool; stdout frames come straight from proc's
+	// line splitter: no extra copy or goroutine on the way.
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	pid = pr.Pid()
-	w := &worker{proc: pr, stdin: inW, frames: make(chan frame, 1), quit: make(chan struct{}), log: p.log}
+	w := &worker{stdin: inW, frames: make(chan frame, 1), quit: make(chan struct{}), log: p.log}
+	c := *p.cfg.Cmd
+	c.Stdin = inR
+	c.Interactive = false
+	c.Stdout = []proc.Sink{proc.Lines(w.onLine)}
+	var pid atomic.Int64
+	c.Stderr = []proc.Sink{proc.Lines(func(l proc.Line) { p.log.Info("worker", "pid", pid.Load(), "line", l.Text) })}
+	pr, err := c.Start(p.ctx)
+	inR.Close()
+	if err != nil {
+		inW.Close()
+		return nil, err
+	}
+	pid.Store(int64(pr.Pid()))
+	w.proc = pr
 	go func() {
 		<-pr.Done()
-		outW.Close()
-		inR.CloseWithError(ErrWorkerDied)
-	}()
-	go func() {
-		// The reader never stops consuming stdout while the process lives: a blocked
-		// reader would block proc's pump, and with it the end of the run.
-		br := bufio.NewReaderSize(outR, 64<<10)
-		for {
-			line, err := readFrame(br)
-			select {
-			case w.frames <- frame{line, err}:
-			case <-w.quit:
-				_, _ = io.Copy(io.Discard, br)
-				return
-			}
-			if err != nil {
-				_, _ = io.Copy(io.Discard, br)
-				return
-			}
-		}
+		w.deliver(frame{err: io.EOF})
 	}()
 	timer := time.NewTimer(p.cfg.StartTimeout)
 	defer timer.Stop()
@@ -443,19 +436,34 @@ func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
 	}
 }
 
-// readFrame reads one line of at most maxFrame bytes.
-func readFrame(br *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > maxFrame {
-			return buf[:200], fmt.Errorf("frame over %d bytes", maxFrame)
+// onLine runs on proc's stdout pump: it joins the pieces of long lines into frames.
+func (w *worker) onLine(l proc.Line) {
+	if l.Kind == proc.LinePartial || l.Kind == proc.LineUpdate {
+		w.part = append(w.part, l.Text...)
+		if l.Kind == proc.LineUpdate {
+			w.part = append(w.part, '\r')
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		if len(w.part) > maxFrame {
+			w.deliver(frame{line: w.part[:200], err: fmt.Errorf("frame over %d bytes", maxFrame)})
+			w.part = w.part[:0]
 		}
-		return buf, err
+		return
+	}
+	line := []byte(l.Text)
+	if len(w.part) > 0 {
+		line = append(w.part, line...)
+		w.part = nil
+	}
+	w.deliver(frame{line: line})
+}
+
+// deliver hands a frame to the task in progress. It never blocks for good: a blocked
+// pump would block the end of the run, so once the worker is being ended frames are
+// dropped.
+func (w *worker) deliver(f frame) {
+	select {
+	case w.frames <- f:
+	case <-w.quit:
 	}
 }
 
@@ -472,7 +480,12 @@ func (w *worker) do(t *task, timeout time.Duration) (res json.RawMessage, err er
 	w.tasks++
 	id := w.nextID
 	line, _ := json.Marshal(request{ID: id, Method: "call", Params: t.params})
-	go func() { _, _ = w.stdin.Write(append(line, '\n')) }() // never blocks the slot: a stuck write is cut by the kill
+	line = append(line, '\n')
+	if len(line) <= smallFrame {
+		_, _ = w.stdin.Write(line) // fits the pipe buffer: never blocks
+	} else {
+		go func() { _, _ = w.stdin.Write(line) }() // may block on a worker not reading: cut by the kill
+	}
 	var timeoutC <-chan time.Time
 	if timeout > 0 {
 		tm := time.NewTimer(timeout)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,8 +26,9 @@ type job struct {
 }
 
 type answer struct {
-	N   int `json:"n"`
-	Pid int `json:"pid"`
+	N   int    `json:"n"`
+	Pid int    `json:"pid"`
+	S   string `json:"s,omitempty"`
 }
 
 func init() {
@@ -44,6 +46,8 @@ func init() {
 				time.Sleep(time.Hour)
 			case "log":
 				fmt.Fprintln(os.Stderr, "working on", j.N)
+			case "big":
+				return answer{N: j.N, Pid: os.Getpid(), S: strings.Repeat("x\r", j.N/2)}, nil
 			}
 			return answer{N: j.N * 2, Pid: os.Getpid()}, nil
 		})
@@ -274,4 +278,19 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestLargeFrames(t *testing.T) {
+	// Responses longer than the line splitter's 64 KiB pieces, with carriage returns
+	// inside, arrive whole.
+	p := newPool(t, pool.Config{Workers: 1})
+	for _, n := range []int{65534, 65536, 1 << 20, 5<<20 + 3} {
+		a, err := pool.Call[answer](context.Background(), p, job{"big", n})
+		if err != nil || len(a.S) != n/2*2 || a.S != strings.Repeat("x\r", n/2) {
+			t.Fatalf("n=%d: %v, got %d bytes", n, err, len(a.S))
+		}
+	}
+	if _, err := pool.Call[answer](context.Background(), p, job{"echo", 1}); err != nil {
+		t.Error(err)
+	}
 }
