@@ -87,5 +87,6 @@ executed; 127 when it is not found.`,
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(NewExecCmd(ios, nil))
+	root.AddCommand(NewMapCmd(ios, nil))
 	return root
 }
