@@ -342,6 +342,7 @@ func (p *Pool) run(w *worker) {
 			}
 		case <-w.proc.Done():
 			p.log.Warn("pool: idle worker died", "pid", w.proc.Pid())
+			w.end() // releases a frame still waiting for a reader
 			w = nil
 		}
 	}

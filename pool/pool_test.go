@@ -294,3 +294,17 @@ func TestLargeFrames(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestIdleWorkerDeathIsReplaced(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1})
+	a, err := pool.Call[answer](context.Background(), p, job{"echo", 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(a.Pid, syscall.SIGKILL)
+	testenv.WaitGone(t, []int{a.Pid}, 5*time.Second)
+	b, err := pool.Call[answer](context.Background(), p, job{"echo", 2})
+	if err != nil || b.Pid == a.Pid || b.N != 4 {
+		t.Errorf("after an idle worker died: %+v %v", b, err)
+	}
+}
