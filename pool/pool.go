@@ -295,7 +295,6 @@ func (p *Pool) Broken() <-chan struct{} { return p.broken }
 // run is one worker slot: it feeds tasks to its worker and replaces it as needed.
 func (p *Pool) run(w *worker) {
 	defer p.wg.Done()
-	failures := 0
 	for {
 		if w == nil {
 			select {
@@ -304,20 +303,11 @@ func (p *Pool) run(w *worker) {
 				return
 			default:
 			}
-			if !p.noteRestart() {
-				p.breakOne.Do(func() { close(p.broken) })
+			if w, _ = p.replace(nil); w == nil {
 				p.log.Error("pool: broken", "restarts", p.cfg.MaxRestarts, "window", p.cfg.RestartWindow)
 				p.failQueued()
 				return
 			}
-			var err error
-			if w, err = p.startWorker(p.ctx); err != nil {
-				failures++
-				p.log.Warn("pool: worker did not start", "err", err)
-				time.Sleep(min(maxBackoff, time.Duration(1<<min(failures, 10))*10*time.Millisecond))
-				continue
-			}
-			failures = 0
 		}
 		select {
 		case t, ok := <-p.tasks:
@@ -328,6 +318,15 @@ func (p *Pool) run(w *worker) {
 			if err := context.Cause(t.ctx); err != nil {
 				t.fut.finish(nil, err)
 				continue
+			}
+			if w.gone() {
+				// It died while idle and the slot has not seen it yet: the task has
+				// not reached it, so it goes to a fresh worker.
+				if w, _ = p.replace(w); w == nil {
+					t.fut.finish(nil, ErrBroken)
+					p.failQueued()
+					return
+				}
 			}
 			res, err, healthy := w.do(t, p.cfg.TaskTimeout)
 			t.fut.finish(res, err)
@@ -345,6 +344,26 @@ func (p *Pool) run(w *worker) {
 			w.end() // releases a frame still waiting for a reader
 			w = nil
 		}
+	}
+}
+
+// replace ends a dead worker (if any) and starts another within the restart limit,
+// retrying a failed start with backoff. It returns nil when the pool is broken.
+func (p *Pool) replace(old *worker) (*worker, error) {
+	if old != nil {
+		old.end()
+	}
+	for failures := 1; ; failures++ {
+		if !p.noteRestart() {
+			p.breakOne.Do(func() { close(p.broken) })
+			return nil, ErrBroken
+		}
+		w, err := p.startWorker(p.ctx)
+		if err == nil {
+			return w, nil
+		}
+		p.log.Warn("pool: worker did not start", "err", err)
+		time.Sleep(min(maxBackoff, time.Duration(1<<min(failures, 10))*10*time.Millisecond))
 	}
 }
 
@@ -531,6 +550,16 @@ func (w *worker) kill() {
 	w.end()
 	_ = w.proc.SignalTree(syscall.SIGKILL)
 	<-w.proc.Done()
+}
+
+// gone reports whether the worker's process has ended.
+func (w *worker) gone() bool {
+	select {
+	case <-w.proc.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *worker) end() {
