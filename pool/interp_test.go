@@ -108,18 +108,7 @@ func (iw interpWorker) cmd(tb testing.TB) *proc.Cmd {
 func (iw interpWorker) pool(t *testing.T, cfg pool.Config) *pool.Pool {
 	t.Helper()
 	cfg.Cmd = iw.cmd(t)
-	p, err := pool.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
+	return startPool(t, cfg)
 }
 
 func TestInterpreterWorkers(t *testing.T) {

@@ -55,10 +55,17 @@ func init() {
 	})
 }
 
+// newPool starts a pool of Go test workers, closed when the test ends.
 func newPool(t *testing.T, cfg pool.Config) *pool.Pool {
 	t.Helper()
 	argv, env := testenv.Command(t, "pool-worker")
 	cfg.Cmd = &proc.Cmd{Args: argv, Env: env}
+	return startPool(t, cfg)
+}
+
+// startPool starts a pool of cfg.Cmd workers, closed (and checked) when the test ends.
+func startPool(t *testing.T, cfg pool.Config) *pool.Pool {
+	t.Helper()
 	p, err := pool.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
