@@ -63,6 +63,9 @@ type Config struct {
 	TaskTimeout time.Duration
 	// StartTimeout bounds a worker's start and handshake (0: DefaultStartTimeout).
 	StartTimeout time.Duration
+	// Init, when set, is sent to every worker once, after its handshake and before its
+	// first task (method "init"); a worker that fails it fails to start.
+	Init any
 	// MaxTasksPerWorker recycles a worker after this many tasks (0: never).
 	MaxTasksPerWorker int
 	// MaxRestarts within RestartWindow mark the pool broken (0: the defaults).
@@ -446,6 +449,12 @@ func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
 			w.kill()
 			return nil, fmt.Errorf("pool: worker speaks protocol %d, want %d", h.Worker, ProtocolVersion)
 		}
+		if p.cfg.Init != nil {
+			if err := w.init(p.cfg.Init, timer.C); err != nil {
+				w.kill()
+				return nil, err
+			}
+		}
 		return w, nil
 	case <-timer.C:
 		w.kill()
@@ -492,6 +501,30 @@ func head(b []byte) string {
 		b = b[:200]
 	}
 	return string(b)
+}
+
+// init sends the initializer and waits for its answer (within the start timeout).
+func (w *worker) init(params any, deadline <-chan time.Time) error {
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("pool: encode Init: %w", err)
+	}
+	w.nextID++
+	line, _ := json.Marshal(request{ID: w.nextID, Method: "init", Params: raw})
+	go func() { _, _ = w.stdin.Write(append(line, '\n')) }()
+	select {
+	case f := <-w.frames:
+		var resp response
+		if f.err != nil || json.Unmarshal(f.line, &resp) != nil || resp.ID != w.nextID {
+			return fmt.Errorf("%w: answered %q to init", ErrProtocol, head(f.line))
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("pool: worker initializer failed: %w", resp.Error)
+		}
+		return nil
+	case <-deadline:
+		return errors.New("pool: worker initializer did not answer within the start timeout")
+	}
 }
 
 // do runs one task. healthy is false when the worker must be replaced.

@@ -24,7 +24,7 @@ type hello struct {
 
 type request struct {
 	ID     uint64          `json:"id"`
-	Method string          `json:"method"` // "call" or "ping"
+	Method string          `json:"method"` // "call", "init" or "ping"
 	Params json.RawMessage `json:"params,omitempty"`
 }
 
@@ -51,10 +51,23 @@ func (e *RemoteError) Error() string {
 // with fn until stdin closes. fn's error becomes the task's RemoteError. It does not
 // return.
 func ServeWorker[In, Out any](fn func(context.Context, In) (Out, error)) {
-	os.Exit(serveWorker(os.Stdin, os.Stdout, fn))
+	os.Exit(serveWorker(os.Stdin, os.Stdout, nil, fn))
 }
 
-func serveWorker[In, Out any](stdin, stdout *os.File, fn func(context.Context, In) (Out, error)) int {
+// ServeWorkerInit is ServeWorker with an initializer: init runs once, on Config.Init,
+// before the worker's first task (like multiprocessing.Pool's initializer); its error
+// fails the worker's start.
+func ServeWorkerInit[Init, In, Out any](init func(context.Context, Init) error, fn func(context.Context, In) (Out, error)) {
+	os.Exit(serveWorker(os.Stdin, os.Stdout, func(raw json.RawMessage) error {
+		var v Init
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return init(context.Background(), v)
+	}, fn))
+}
+
+func serveWorker[In, Out any](stdin, stdout *os.File, init func(json.RawMessage) error, fn func(context.Context, In) (Out, error)) int {
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	if enc.Encode(hello{Worker: ProtocolVersion, Pid: os.Getpid()}) != nil || w.Flush() != nil {
@@ -75,6 +88,17 @@ func serveWorker[In, Out any](stdin, stdout *os.File, fn func(context.Context, I
 			switch req.Method {
 			case "ping":
 				resp.Result = json.RawMessage(`"pong"`)
+			case "init":
+				switch {
+				case init == nil:
+					resp.Error = &RemoteError{Message: "worker has no initializer", Type: "BadRequest"}
+				default:
+					if err := init(req.Params); err != nil {
+						resp.Error = &RemoteError{Message: err.Error(), Type: "InitError"}
+					} else {
+						resp.Result = json.RawMessage(`null`)
+					}
+				}
 			case "call":
 				var in In
 				if err := json.Unmarshal(req.Params, &in); err != nil {

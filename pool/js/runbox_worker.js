@@ -68,7 +68,7 @@ function takeStdout() {
   return writeFrame;
 }
 
-async function answer(fn, line) {
+async function answer(fn, line, init) {
   let req;
   try {
     req = JSON.parse(line);
@@ -81,6 +81,18 @@ async function answer(fn, line) {
   const id = Number.isSafeInteger(req.id) && req.id >= 0 ? req.id : 0;
   if (req.method === 'ping') {
     return encode({ id, result: 'pong' });
+  }
+  if (req.method === 'init') {
+    if (typeof init !== 'function') {
+      return errorFrame(id, 'worker has no initializer', 'BadRequest');
+    }
+    try {
+      await init(req.params);
+    } catch (e) {
+      const d = describe(e);
+      return errorFrame(id, d.message, d.type);
+    }
+    return encode({ id, result: null });
   }
   if (req.method !== 'call') {
     return errorFrame(id, 'unknown method ' + req.method, 'BadRequest');
@@ -99,7 +111,8 @@ async function answer(fn, line) {
   }
 }
 
-function serve(fn) {
+function serve(fn, options) {
+  const init = options && options.init;
   if (typeof fn !== 'function') {
     throw new TypeError('serve: fn must be a function');
   }
@@ -110,7 +123,7 @@ function serve(fn) {
   let chain = Promise.resolve();
   const enqueue = (line) => {
     chain = chain
-      .then(() => answer(fn, line))
+      .then(() => answer(fn, line, init))
       .then(writeFrame)
       .catch((e) => {
         process.stderr.write('runbox_worker: ' + ((e && e.stack) || e) + '\n');

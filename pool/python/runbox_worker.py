@@ -60,7 +60,7 @@ def _take_streams():
     return requests, frames
 
 
-def _answer(fn, line):
+def _answer(fn, line, init=None):
     """Turn one request line into one response frame (bytes)."""
     try:
         req = json.loads(line)
@@ -74,6 +74,14 @@ def _answer(fn, line):
     method = req.get("method")
     if method == "ping":
         return _encode({"id": rid, "result": "pong"})
+    if method == "init":
+        if init is None:
+            return _encode({"id": rid, "error": {"message": "worker has no initializer", "type": "BadRequest"}})
+        try:
+            init(req.get("params"))
+        except Exception as e:
+            return _encode({"id": rid, "error": {"message": str(e), "type": type(e).__name__}})
+        return _encode({"id": rid, "result": None})
     if method != "call":
         return _encode({"id": rid, "error": {"message": "unknown method %s" % (method,), "type": "BadRequest"}})
     try:
@@ -86,8 +94,9 @@ def _answer(fn, line):
         return _encode({"id": rid, "error": {"message": "encode result: %s" % e, "type": "BadOutput"}})
 
 
-def serve(fn):
+def serve(fn, init=None):
     """Serve requests with fn until stdin closes, then exit 0. Does not return.
+    init, when given, runs once on the pool's Config.Init before the first task.
     SystemExit and KeyboardInterrupt raised by fn propagate and end the worker."""
     requests, frames = _take_streams()
     try:
@@ -98,7 +107,7 @@ def serve(fn):
             line = readline()
             if not line:
                 break  # stdin closed: the pool is done with us
-            out = _answer(fn, line)
+            out = _answer(fn, line, init)
             try:
                 sys.stderr.flush()  # the task's logs before its answer
             except Exception:
