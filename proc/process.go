@@ -144,11 +144,6 @@ type setup struct {
 	parentEnds []*os.File // our ends, closed if the start fails
 }
 
-func (s *setup) pipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
-	return
-}
-
 func (s *setup) closeChild() {
 	for _, f := range s.childFiles {
 		f.Close()
@@ -321,7 +316,7 @@ func (c *Cmd) stdinFile(p *Process, st *setup) (*os.File, error) {
 		if !c.Interactive {
 			return devNull()
 		}
-		r, w, err := st.pipe()
+		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
@@ -339,7 +334,7 @@ func (c *Cmd) stdinFile(p *Process, st *setup) (*os.File, error) {
 		st.childFiles = append(st.childFiles, f)
 		return f, nil
 	default:
-		r, w, err := st.pipe()
+		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
@@ -434,7 +429,7 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 	if c.Interactive {
 		s.recv = newRecvQueue(DefaultRecvLimit)
 	}
-	r, w, err := st.pipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}

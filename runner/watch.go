@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/runboxhq/runbox/api"
-	"github.com/runboxhq/runbox/internal/lines"
 	"github.com/runboxhq/runbox/internal/progress"
 	"github.com/runboxhq/runbox/proc"
 )
@@ -183,11 +182,11 @@ func (st *watchState) flushProgress() {
 
 func kindName(k proc.LineKind) string {
 	switch k {
-	case lines.Update:
+	case proc.LineUpdate:
 		return "update"
-	case lines.Partial:
+	case proc.LinePartial:
 		return "partial"
-	case lines.Unterminated:
+	case proc.LineUnterminated:
 		return "eof"
 	}
 	return "line"

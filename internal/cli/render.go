@@ -91,6 +91,7 @@ func (r *eventsRenderer) close() { r.out.close() }
 // progress line: for logs and pipes.
 type plainRenderer struct {
 	out          *bufferedOut
+	stamps       stampCache
 	lastProgress time.Time
 	pending      *api.Progress
 }
@@ -100,7 +101,7 @@ func newPlainRenderer(w io.Writer) *plainRenderer { return &plainRenderer{out: n
 func (r *plainRenderer) event(ev api.Event) {
 	switch ev.Type {
 	case api.EventLine:
-		r.out.write(func(w *bufio.Writer) { writeLogLine(w, ev) })
+		r.out.write(func(w *bufio.Writer) { writeLogLine(w, &r.stamps, ev) })
 	case api.EventProgress:
 		r.pending = ev.Progress
 		if ev.Time.Sub(r.lastProgress) >= plainProgressEvery {
@@ -143,12 +144,10 @@ func (c *stampCache) get(t time.Time) []byte {
 	return c.buf
 }
 
-// lineStamps serves writeLogLine, which runs on one goroutine at a time (events are
-// serialised by runner.Watch).
-var lineStamps stampCache
-
-func writeLogLine(w *bufio.Writer, ev api.Event) {
-	w.Write(lineStamps.get(ev.Time))
+// writeLogLine writes one line event as "time stream text". stamps belongs to the
+// calling renderer, whose events come one at a time (runner.Watch serialises them).
+func writeLogLine(w *bufio.Writer, stamps *stampCache, ev api.Event) {
+	w.Write(stamps.get(ev.Time))
 	if ev.Stream == "stderr" {
 		w.WriteString(" stderr ")
 	} else {
@@ -188,7 +187,8 @@ type barRenderer struct {
 	p       *mpb.Progress
 	bar     *mpb.Bar
 	label   atomic.Value // string
-	scale   float64      // bar units per reading unit
+	stamps  stampCache
+	scale   float64 // bar units per reading unit
 	started time.Time
 }
 
@@ -205,7 +205,7 @@ func (r *barRenderer) event(ev api.Event) {
 	case api.EventLine:
 		var b strings.Builder
 		bw := bufio.NewWriter(&b)
-		writeLogLine(bw, ev)
+		writeLogLine(bw, &r.stamps, ev)
 		bw.Flush()
 		if r.p != nil {
 			r.p.Write([]byte(b.String()))
