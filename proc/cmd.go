@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"os"
 	"bytes"
 	"context"
 	"errors"
@@ -57,6 +58,17 @@ const (
 type Rlimit struct {
 	Resource int // such as unix.RLIMIT_NOFILE
 	Cur, Max uint64
+}
+
+// Resources limits a process tree as a whole through its cgroup. Zero fields are
+// unlimited.
+type Resources struct {
+	// Memory caps the tree's memory in bytes: anonymous memory, page cache and tmpfs
+	// pages it wrote; swap is off. Past it the kernel's OOM killer kills a member.
+	Memory int64
+	// Pids caps the processes and threads alive at once; fork and clone beyond it fail
+	// with EAGAIN.
+	Pids int64
 }
 
 // Cmd describes one child process. Its zero value, given Args, is a sensible run:
@@ -121,6 +133,16 @@ type Cmd struct {
 	Setsid bool
 	// Credential runs the child as another user (needs privilege).
 	Credential *syscall.Credential
+	// SysProcAttr, when set, is the base of the attributes the child starts with
+	// (namespaces, id mappings); the fields proc manages (Setpgid, Setsid, Pdeathsig,
+	// Credential, PidFD, the cgroup) are set over a copy of it.
+	SysProcAttr *syscall.SysProcAttr
+	// ExtraFiles are open files the child inherits as fds 3, 4, …, as in os/exec.
+	ExtraFiles []*os.File
+	// Resources, when set, limits the tree through a cgroup made for this run alone
+	// (v1 or v2): cgroup containment becomes mandatory, and Result.Usage reports the
+	// tree's CPU time, peak memory and OOM kills.
+	Resources *Resources
 	// Rlimits are applied to the child before it executes. Setting any costs one
 	// extra exec (a small shim in this binary applies them).
 	Rlimits []Rlimit

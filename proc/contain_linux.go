@@ -86,6 +86,13 @@ type cgroupBox struct {
 	// vacated is set when a check after the run found the cgroup empty: nothing can
 	// enter an empty cgroup of ours, so release need not look again.
 	vacated bool
+	// resources marks a cgroup made for Cmd.Resources: it has the memory, pids and
+	// CPU accounting controllers, is used once, and is removed after the run.
+	resources bool
+	// v1: the tasks files of each controller's cgroup, which the forking thread joins.
+	v1Tasks []string
+	// files the usage is read from
+	cpuFile, peakFile, oomFile string
 }
 
 func (c *cgroupBox) containment() Containment {
@@ -172,7 +179,7 @@ func (c *cgroupBox) kill() error {
 
 // release returns an empty cgroup to the pool for the next run, or removes it.
 func (c *cgroupBox) release() {
-	if (c.vacated || !c.occupied()) && boxPool.put(c) {
+	if !c.resources && (c.vacated || !c.occupied()) && boxPool.put(c) {
 		return
 	}
 	c.remove()
@@ -205,7 +212,19 @@ type cgroupHost struct {
 	mode     cgroups.CGMode
 	parent   string // v2: our own cgroup, relative to the mount; v1: our freezer cgroup
 	ownTasks string // v1: the tasks file of our own freezer cgroup, where a thread returns
+
+	// For Cmd.Resources, learned at the first use.
+	resOnce sync.Once
+	resErr  error
+	// v1: our own cgroup in each controller a resource cgroup uses, and its tasks file
+	resOwn      map[cgroup1.Name]string
+	resOwnTasks []string
+	memsw       bool // v1: swap is accounted, so memory+swap can be capped
 }
+
+// resourceControllers are the v1 controllers of a resource cgroup: the limits, CPU
+// accounting, and the freezer for killing.
+var resourceControllers = []cgroup1.Name{cgroup1.Memory, cgroup1.Pids, cgroup1.Cpuacct, cgroup1.Freezer}
 
 var (
 	hostOnce  sync.Once
@@ -363,7 +382,10 @@ func withFiles(b *cgroupBox) *cgroupBox {
 
 // prepareCgroup makes a cgroup for one run and arranges for the child to be born in it:
 // on v2 by clone3 into the cgroup's fd, on v1 by forking from a thread that sits in it.
-func prepareCgroup(want Containment, sys *syscall.SysProcAttr, req *spawnRequest) (*cgroupBox, error) {
+func prepareCgroup(want Containment, res *Resources, sys *syscall.SysProcAttr, req *spawnRequest) (*cgroupBox, error) {
+	if res != nil {
+		return prepareResourceCgroup(res, sys, req)
+	}
 	h := probeCgroups()
 	if h.err != nil {
 		if want == ContainCgroup {

@@ -51,6 +51,7 @@ type Process struct {
 	reaped   bool
 	released bool // the containment was given back; the tree must not be signaled
 	result   *Result
+	usage    *Usage // read from the resource cgroup before it is released
 	err      error
 }
 
@@ -210,7 +211,11 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 		return nil, &setupError{"stderr", err}
 	}
 
-	sys := &syscall.SysProcAttr{Setsid: c.Setsid, Credential: c.Credential}
+	sys := &syscall.SysProcAttr{}
+	if c.SysProcAttr != nil {
+		*sys = *c.SysProcAttr
+	}
+	sys.Setsid, sys.Credential = c.Setsid, c.Credential
 	if !c.Setsid && c.Containment != ContainNone {
 		sys.Setpgid = true
 	}
@@ -230,11 +235,15 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 	req := &spawnRequest{
 		path: path,
 		argv: argv,
-		attr: &os.ProcAttr{Dir: c.Dir, Env: env, Files: []*os.File{stdin, stdout, stderr}, Sys: sys},
+		attr: &os.ProcAttr{Dir: c.Dir, Env: env, Files: append([]*os.File{stdin, stdout, stderr}, c.ExtraFiles...), Sys: sys},
 	}
 	var box *cgroupBox
+	if c.Resources != nil && c.Containment != ContainAuto && c.Containment != ContainCgroup {
+		st.fail()
+		return nil, &setupError{"containment", fmt.Errorf("proc: Resources need cgroup containment, not %q", c.Containment)}
+	}
 	if c.Containment == ContainAuto || c.Containment == ContainCgroup {
-		if box, err = prepareCgroup(c.Containment, sys, req); err != nil {
+		if box, err = prepareCgroup(c.Containment, c.Resources, sys, req); err != nil {
 			st.fail()
 			return nil, &setupError{"containment", err}
 		}
@@ -707,6 +716,13 @@ func (p *Process) finish() {
 	p.mu.Lock()
 	p.released = true
 	p.mu.Unlock()
+	if box, ok := p.tree.(*cgroupBox); ok && box.resources {
+		if u, err := box.usage(); err == nil {
+			p.usage = &u
+		} else {
+			p.log.Debug("proc: cgroup usage", "pid", p.os.Pid, "err", err)
+		}
+	}
 	if !p.keepOrphans || stopped {
 		p.tree.release()
 	}
@@ -813,6 +829,7 @@ func (p *Process) buildResult() *Result {
 	if p.combined != nil {
 		res.Combined, res.CombinedTruncated, _ = p.combined.final()
 	}
+	res.Usage = p.usage
 	switch {
 	case p.reason != "":
 		res.Status = p.reason

@@ -57,11 +57,21 @@ type Result struct {
 	Combined          []byte
 	CombinedTruncated bool
 
+	// Usage is the whole tree's use of resources, when Cmd.Resources gave it a cgroup.
+	Usage *Usage
+
 	// Containment is how the process tree was held and killed.
 	Containment Containment
 	// OutputIncomplete is set when processes outside our reach (a setsid daemon when
 	// contained by process group) still held the pipes when the drain bound ran out.
 	OutputIncomplete bool
+}
+
+// Usage is what a process tree used, read from its cgroup.
+type Usage struct {
+	CPU        time.Duration // user and system time of every process and thread
+	MemoryPeak int64         // the largest memory use, in bytes
+	OOMKills   int           // processes the kernel's OOM killer killed
 }
 
 // Success reports whether the process exited 0 on its own.

@@ -64,6 +64,36 @@ var helpers = map[string]func(args []string) int{
 		_, err := io.CopyBuffer(struct{ io.Writer }{os.Stdout}, struct{ io.Reader }{os.Stdin}, make([]byte, copyBuffer))
 		return check(0, err)
 	},
+	// alloc MiB: allocate and touch that much memory, then print "allocated".
+	"alloc": func(args []string) int {
+		nargs(args, 1, 1)
+		mem := make([]byte, atoi(args[0])<<20)
+		for i := 0; i < len(mem); i += 4096 {
+			mem[i] = 1
+		}
+		return check(fmt.Println("allocated", len(mem)>>20))
+	},
+	// children N: start N sleeping children, print how many started and the first
+	// error, then kill them.
+	"children": func(args []string) int {
+		nargs(args, 1, 1)
+		var started []*os.Process
+		var firstErr error
+		for range atoi(args[0]) {
+			p, err := os.StartProcess("/bin/sleep", []string{"sleep", "60"}, &os.ProcAttr{})
+			if err != nil {
+				firstErr = err
+				break
+			}
+			started = append(started, p)
+		}
+		fmt.Println("started", len(started), firstErr)
+		for _, p := range started {
+			_ = p.Kill()
+			_, _ = p.Wait()
+		}
+		return 0
+	},
 	"hang": func(args []string) int {
 		nargs(args, 0, 0)
 		return hang()
