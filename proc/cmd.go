@@ -69,6 +69,16 @@ type Resources struct {
 	// Pids caps the processes and threads alive at once; fork and clone beyond it fail
 	// with EAGAIN.
 	Pids int64
+	// LeafPids, when set, makes a sub-cgroup with its own pids limit for the processes
+	// the child starts. It serves a supervisor child (a sandbox's init): its own
+	// threads stay outside the sub-cgroup, so the limit counts exactly what it
+	// starts. The child inherits, as the descriptors after ExtraFiles, what moves a
+	// process there, opened for writing with our credentials: on cgroup v1 the
+	// sub-cgroup's tasks file and the child's own pids tasks file (to move the forking
+	// thread in for the fork and back out, so nothing is born outside); on v2 the
+	// sub-cgroup's cgroup.procs, for the pid of each process the child starts (v2
+	// moves only whole processes, and clone3 into a cgroup is what sandboxes filter).
+	LeafPids int64
 }
 
 // Cmd describes one child process. Its zero value, given Args, is a sensible run:
@@ -117,6 +127,8 @@ type Cmd struct {
 	// OutputLimit stops the process when either stream exceeds this many bytes; sinks
 	// receive no byte past it (0: no limit).
 	OutputLimit int64
+	// StdoutLimit and StderrLimit, when set, replace OutputLimit for one stream.
+	StdoutLimit, StderrLimit int64
 	// Check makes Run return the result's *ExitError when the run did not succeed.
 	Check bool
 
@@ -184,7 +196,7 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 		return startFailed(c), err
 	}
 	if inline {
-		p.runInline(ctx, c.Timeout, c.OutputLimit > 0)
+		p.runInline(ctx, c.Timeout, c.streamLimit(Stdout) > 0 || c.streamLimit(Stderr) > 0)
 	} else {
 		go p.waitExited()
 		p.watch(ctx, c.Timeout)
@@ -333,3 +345,14 @@ func (l *Limiter) release() { <-l.slots }
 
 // InUse reports how many slots are taken.
 func (l *Limiter) InUse() int { return len(l.slots) }
+
+// streamLimit is the output limit of one stream (0: none).
+func (c *Cmd) streamLimit(which Stream) int64 {
+	switch {
+	case which == Stdout && c.StdoutLimit > 0:
+		return c.StdoutLimit
+	case which == Stderr && c.StderrLimit > 0:
+		return c.StderrLimit
+	}
+	return c.OutputLimit
+}

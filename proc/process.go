@@ -249,9 +249,15 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 		}
 	}
 
+	if box != nil && len(box.leafFiles) > 0 {
+		req.attr.Files = append(req.attr.Files, box.leafFiles...)
+	}
 	p.started = time.Now()
 	osp, err := spawn(req, !inline && (!c.SurviveParent || req.join != nil))
 	st.closeChild()
+	if box != nil {
+		box.closeLeafFiles()
+	}
 	if err != nil {
 		st.fail()
 		if box != nil {
@@ -374,7 +380,7 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 	if sinks == nil {
 		sinks = []Sink{Capture(0)}
 	}
-	s := &outStream{which: which, done: make(chan struct{}), combined: p.combined, limit: c.OutputLimit}
+	s := &outStream{which: which, done: make(chan struct{}), combined: p.combined, limit: c.streamLimit(which)}
 	if which == Stdout {
 		p.out = s
 	} else {
@@ -384,7 +390,7 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 		p.limitHit.Store(true)
 		p.requestStop(StatusOutputLimit)
 	}
-	direct := c.OutputLimit == 0 && !c.Interactive && !c.Combined
+	direct := s.limit == 0 && !c.Interactive && !c.Combined
 	if direct && len(sinks) == 0 {
 		return devNull()
 	}

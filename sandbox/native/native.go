@@ -1,0 +1,423 @@
+package native
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/runboxhq/runbox/api"
+	"github.com/runboxhq/runbox/proc"
+	"github.com/runboxhq/runbox/sandbox"
+)
+
+// Name is the name the backend registers under.
+const Name = "native"
+
+// DefaultHostUID is the first host uid of a box: the box's root (its init) is this uid
+// on the host, and the program's uid 1000 is DefaultHostUID+1000. No host user owns
+// these uids, so a process of a box owns nothing outside it.
+const DefaultHostUID = 1_500_000_000
+
+const (
+	// initPids is how many processes and threads the init itself may have, over the
+	// program's own limit (the whole box's pids limit is the sum).
+	initPids = 32
+	// statusLimit bounds the init's report.
+	statusLimit = 64 << 10
+	// hostname is the box's host name.
+	hostname = "runbox"
+)
+
+func init() {
+	sandbox.Register(Name, func(ctx context.Context) (sandbox.Backend, error) { return New(ctx, Config{}) })
+}
+
+// Config configures the native backend. The zero value is the default.
+type Config struct {
+	// HostUID is the first of the host uids the boxes map to (0: DefaultHostUID).
+	HostUID uint32
+	// Logger receives debug records of each run; nil discards.
+	Logger *slog.Logger
+}
+
+// Backend runs specs in Linux namespaces with a cgroup per run, seccomp, Landlock
+// (when the kernel has it), rlimits and a fresh root file system. It needs root (or
+// CAP_SYS_ADMIN with delegated cgroups). Safe for concurrent use.
+type Backend struct {
+	cfg      Config
+	log      *slog.Logger
+	landlock bool
+
+	mu     sync.Mutex
+	closed bool
+	runs   sync.WaitGroup
+}
+
+var _ sandbox.Backend = (*Backend)(nil)
+
+// New checks that this host can run boxes and returns the backend. Cgroups that
+// earlier runbox processes left behind (after a SIGKILL) are removed on the way.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.HostUID == 0 {
+		cfg.HostUID = DefaultHostUID
+	}
+	b := &Backend{cfg: cfg, log: cfg.Logger}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if runtime.GOOS != "linux" {
+		return nil, errors.New("sandbox/native: needs Linux")
+	}
+	if abi, err := landlockABI(); err == nil && abi >= 1 {
+		b.landlock = true
+	}
+	return b, nil
+}
+
+// Name returns "native".
+func (b *Backend) Name() string { return Name }
+
+// Close waits for runs in progress; later runs fail with sandbox.ErrClosed.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.runs.Wait()
+	return nil
+}
+
+// Run runs spec in a new box. See sandbox.Backend.
+func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, error) {
+	p, err := sandbox.Prepare(spec)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, sandbox.ErrClosed
+	}
+	b.runs.Add(1)
+	b.mu.Unlock()
+	defer b.runs.Done()
+
+	res := p.NewResult(Name)
+	r, err := b.run(ctx, p, res)
+	if err != nil {
+		return sandbox.Fail(res, err)
+	}
+	return r, nil
+}
+
+func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
+	lim := p.Limits
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer cfgW.Close()
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return nil, err
+	}
+	defer stR.Close()
+
+	uid := b.cfg.HostUID
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxUID, HostID: int(uid) + boxUID, Size: 1}}
+	cmd := &proc.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{initArg0},
+		Env:  []string{initEnv + "=1", "GOMAXPROCS=1", "GOGC=off"},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP,
+			UidMappings:                ids,
+			GidMappings:                ids,
+			GidMappingsEnableSetgroups: true,
+		},
+		// root of the box, so that what the init creates has an owner there
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+		ExtraFiles:  []*os.File{cfgR, stW},
+		Stdout:      []proc.Sink{proc.Capture(lim.Stdout)},
+		Stderr:      []proc.Sink{proc.Capture(lim.Stderr)},
+		StdoutLimit: lim.Stdout,
+		StderrLimit: lim.Stderr,
+		Combined:    p.Combined,
+		Timeout:     lim.WallTime,
+		StopSignal:  syscall.SIGKILL,
+		Grace:       -1,
+		Containment: proc.ContainCgroup,
+		Resources:   &proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids, LeafPids: int64(lim.Processes)},
+		Logger:      b.log,
+	}
+	if len(p.Stdin) > 0 {
+		cmd.Stdin = bytes.NewReader(p.Stdin)
+	}
+	if p.Combined && lim.Stderr > lim.Stdout {
+		cmd.Stdout = []proc.Sink{proc.Capture(lim.Stderr)} // the combined capture takes the stdout limit
+	}
+	started := time.Now()
+	pr, err := cmd.Start(context.WithoutCancel(ctx))
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start the box: %w", err)
+	}
+	b.log.Debug("native: started", "run", p.RunID, "init", pr.Pid())
+
+	// The config goes in while the run's clock ticks: a box that does not read it
+	// is killed by the wall limit like any other.
+	writeErr := make(chan error, 1)
+	go func() {
+		cfg, contents := b.initConfig(p)
+		err := writeConfig(cfgW, cfg, contents)
+		cfgW.Close()
+		writeErr <- err
+	}()
+	var limitHit string
+	var limitMu sync.Mutex
+	stop := func(limit string) {
+		limitMu.Lock()
+		if limitHit == "" {
+			limitHit = limit
+		}
+		limitMu.Unlock()
+		_ = pr.SignalTree(syscall.SIGKILL)
+	}
+	go watchCPU(pr, lim.CPUTime, func() { stop(api.LimitCPU) })
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop(api.LimitWall)
+		case <-pr.Done():
+		}
+	}()
+
+	pres, err := pr.Wait(context.Background())
+	if pres == nil {
+		return nil, fmt.Errorf("wait for the box: %w", err)
+	}
+	wall := time.Since(started)
+	if werr := <-writeErr; werr != nil && pres.Status == proc.StatusOK {
+		return nil, fmt.Errorf("send the config: %w", werr)
+	}
+	st, stErr := readStatus(stR)
+
+	res.Stdout, res.Stderr = string(pres.Stdout), string(pres.Stderr)
+	res.StdoutBytes, res.StderrBytes = pres.StdoutBytes, pres.StderrBytes
+	res.StdoutTruncated, res.StderrTruncated = pres.StdoutBytes > lim.Stdout, pres.StderrBytes > lim.Stderr
+	res.Output, res.OutputTruncated = string(pres.Combined), pres.CombinedTruncated
+	res.WallTime = wall
+	var oomKills int
+	if u := pres.Usage; u != nil {
+		res.CPUTime, res.PeakMemory, oomKills = u.CPU, u.MemoryPeak, u.OOMKills
+	}
+
+	limitMu.Lock()
+	f := sandbox.Facts{Limit: limitHit}
+	limitMu.Unlock()
+	switch pres.Status {
+	case proc.StatusTimeout, proc.StatusCanceled:
+		f.Limit = api.LimitWall
+	case proc.StatusOutputLimit:
+		f.Limit = api.LimitStdout
+		if res.StderrTruncated && !res.StdoutTruncated {
+			f.Limit = api.LimitStderr
+		}
+	}
+	switch {
+	case st.Stage != "":
+		if oomKills > 0 {
+			break // the kernel killed the program as it started; the verdict is oom
+		}
+		return nil, fmt.Errorf("box setup, %s: %s", st.Stage, st.Error)
+	case st.Started:
+		f.Exited, f.ExitCode, f.Signal = st.Exited, st.ExitCode, syscall.Signal(st.Signal)
+	case f.Limit != "" || oomKills > 0:
+		// We, or the kernel, killed the box before the init could report.
+	default:
+		return nil, fmt.Errorf("the box's init ended (%s) without a report (%v); its stderr: %q",
+			describe(pres), stErr, tail(pres.Stderr))
+	}
+	if f.Limit != "" || (!st.Started && oomKills > 0) {
+		f.Exited, f.ExitCode, f.Signal = false, 0, syscall.SIGKILL
+	}
+	f.OOMKilled = oomKills > 0 && !(f.Exited && f.ExitCode == 0)
+	p.Finish(res, f)
+	return res, nil
+}
+
+func (b *Backend) initConfig(p *sandbox.Prepared) (*initConfig, [][]byte) {
+	lim := p.Limits
+	cpuSec := uint64(math.Ceil(lim.CPUTime.Seconds()))
+	cfg := &initConfig{
+		Argv:      p.Command,
+		Env:       p.Env,
+		Hostname:  hostname,
+		Loopback:  lim.Network == api.NetworkLoopback,
+		TmpSize:   lim.TmpSize,
+		TmpInodes: lim.TmpInodes,
+		Landlock:  b.landlock,
+		Rlimits: []rlimit{
+			{unix.RLIMIT_NOFILE, uint64(lim.OpenFiles), uint64(lim.OpenFiles)},
+			{unix.RLIMIT_FSIZE, uint64(lim.FileSize), uint64(lim.FileSize)},
+			{unix.RLIMIT_STACK, uint64(lim.Stack), uint64(lim.Stack)},
+			{unix.RLIMIT_CORE, 0, 0},
+			// A per-process backstop behind the cgroup's CPU watch (SIGXCPU, then SIGKILL).
+			{unix.RLIMIT_CPU, cpuSec + 1, cpuSec + 2},
+		},
+	}
+	contents := make([][]byte, len(p.Files))
+	for i, f := range p.Files {
+		cfg.Files = append(cfg.Files, inputFile{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
+		contents[i] = f.Content
+	}
+	return cfg, contents
+}
+
+func writeConfig(w io.Writer, cfg *initConfig, contents [][]byte) error {
+	line, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(append(line, '\n'))
+	for _, c := range contents {
+		bw.Write(c)
+	}
+	return bw.Flush()
+}
+
+func readStatus(r io.Reader) (initStatus, error) {
+	var st initStatus
+	b, err := io.ReadAll(io.LimitReader(r, statusLimit))
+	if err != nil {
+		return st, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return st, errors.New("no status")
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// watchCPU kills the run when its cgroup's CPU time reaches limit. The time can grow
+// at most as fast as there are CPUs, so the next look is never earlier than it could
+// be reached: a few reads per run.
+func watchCPU(p *proc.Process, limit time.Duration, kill func()) {
+	cpus := time.Duration(max(runtime.NumCPU(), 1))
+	next := limit / cpus
+	for {
+		select {
+		case <-p.Done():
+			return
+		case <-time.After(max(next, 5*time.Millisecond)):
+		}
+		u, err := p.Usage()
+		if err != nil {
+			return
+		}
+		if u.CPU >= limit {
+			kill()
+			return
+		}
+		next = (limit - u.CPU) / cpus
+	}
+}
+
+func describe(r *proc.Result) string {
+	if r.Signal != 0 {
+		return unix.SignalName(r.Signal)
+	}
+	return "exit " + strconv.Itoa(r.ExitCode)
+}
+
+func tail(b []byte) string {
+	if len(b) > 512 {
+		b = b[len(b)-512:]
+	}
+	return string(b)
+}
+
+// Leftovers lists what runs of this process left on the host: resource cgroups that
+// still exist, and processes running as a box's uids. Empty between runs.
+func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
+	var out []string
+	prefix := fmt.Sprintf("runbox-proc-%d-r", os.Getpid())
+	for _, ctrl := range []string{"memory", "pids", "cpuacct", "freezer"} {
+		own, err := ownCgroup(ctrl)
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join("/sys/fs/cgroup", ctrl, own)
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, "cgroup "+filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, f := range procs {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var uid uint64
+		var state string
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				fields := strings.Fields(v)
+				if len(fields) > 0 {
+					uid, _ = strconv.ParseUint(fields[0], 10, 32)
+				}
+			}
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				state = strings.TrimSpace(v)
+			}
+		}
+		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxUID && !strings.HasPrefix(state, "Z") {
+			out = append(out, fmt.Sprintf("process %s (uid %d, %s)", filepath.Dir(f), uid, state))
+		}
+	}
+	return out, ctx.Err()
+}
+
+// ownCgroup returns this process's cgroup path in a v1 controller, or v2 for "".
+func ownCgroup(controller string) (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if controller == "" && parts[0] == "0" {
+			return parts[2], nil
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if controller != "" && c == controller {
+				return parts[2], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no %q cgroup", controller)
+}
