@@ -280,3 +280,25 @@ func (p *Process) Usage() (Usage, error) {
 	}
 	return box.usage()
 }
+
+// RemoveStaleCgroups removes the cgroups that runbox processes no longer alive left
+// behind (a supervisor killed with SIGKILL cannot clean up): in the freezer, and in
+// every controller a Resources cgroup uses. proc does this once by itself, at its
+// first cgroup; a long-lived supervisor calls it at start to be sure.
+func RemoveStaleCgroups() error {
+	h := probeCgroups()
+	if h.err != nil {
+		return h.err
+	}
+	if h.mode == cgroups.Unified {
+		removeStale(filepath.Join(cgroupRoot, h.parent))
+		return nil
+	}
+	removeStale(filepath.Join(cgroupRoot, "freezer", h.parent))
+	for _, n := range resourceControllers {
+		if own, err := ownCgroup(string(n)); err == nil {
+			removeStale(filepath.Join(cgroupRoot, string(n), own))
+		}
+	}
+	return nil
+}

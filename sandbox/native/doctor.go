@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/native/boxinit"
 )
 
 var _ sandbox.Doctor = (*Backend)(nil)
@@ -130,7 +131,7 @@ func checkSeccomp() sandbox.Check {
 
 func checkLandlock() sandbox.Check {
 	c := sandbox.Check{Name: "landlock", Optional: true}
-	abi, err := landlockABI()
+	abi, err := boxinit.LandlockABI()
 	if err != nil {
 		c.Detail = "not available: " + err.Error() + " (boxes still run, with one layer less)"
 		c.Fix = "enable Landlock: a kernel with CONFIG_SECURITY_LANDLOCK and lsm=landlock,… on its command line"

@@ -23,6 +23,7 @@ import (
 
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/proc"
+	"github.com/runboxhq/runbox/sandbox/native/boxinit"
 	"github.com/runboxhq/runbox/sandbox"
 )
 
@@ -84,7 +85,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if runtime.GOOS != "linux" {
 		return nil, errors.New("sandbox/native: needs Linux")
 	}
-	if abi, err := landlockABI(); err == nil && abi >= 1 {
+	_ = proc.RemoveStaleCgroups() // best effort: a box without a cgroup fails on its own, with the reason
+	if abi, err := boxinit.LandlockABI(); err == nil && abi >= 1 {
 		b.landlock = true
 	}
 	return b, nil
@@ -140,11 +142,11 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	defer stR.Close()
 
 	uid := b.cfg.HostUID
-	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxUID, HostID: int(uid) + boxUID, Size: 1}}
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxinit.UID, HostID: int(uid) + boxinit.UID, Size: 1}}
 	cmd := &proc.Cmd{
 		Path: "/proc/self/exe",
-		Args: []string{initArg0},
-		Env:  []string{initEnv + "=1", "GOMAXPROCS=1", "GOGC=off"},
+		Args: []string{boxinit.Arg0},
+		Env:  []string{boxinit.Env + "=1", "GOMAXPROCS=1", "GOGC=off"},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
 				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP,
@@ -264,10 +266,10 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	return res, nil
 }
 
-func (b *Backend) initConfig(p *sandbox.Prepared) (*initConfig, [][]byte) {
+func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
 	lim := p.Limits
 	cpuSec := uint64(math.Ceil(lim.CPUTime.Seconds()))
-	cfg := &initConfig{
+	cfg := &boxinit.Config{
 		Argv:      p.Command,
 		Env:       p.Env,
 		Hostname:  hostname,
@@ -275,24 +277,24 @@ func (b *Backend) initConfig(p *sandbox.Prepared) (*initConfig, [][]byte) {
 		TmpSize:   lim.TmpSize,
 		TmpInodes: lim.TmpInodes,
 		Landlock:  b.landlock,
-		Rlimits: []rlimit{
-			{unix.RLIMIT_NOFILE, uint64(lim.OpenFiles), uint64(lim.OpenFiles)},
-			{unix.RLIMIT_FSIZE, uint64(lim.FileSize), uint64(lim.FileSize)},
-			{unix.RLIMIT_STACK, uint64(lim.Stack), uint64(lim.Stack)},
-			{unix.RLIMIT_CORE, 0, 0},
+		Rlimits: []boxinit.Rlimit{
+			{Resource: unix.RLIMIT_NOFILE, Cur: uint64(lim.OpenFiles), Max: uint64(lim.OpenFiles)},
+			{Resource: unix.RLIMIT_FSIZE, Cur: uint64(lim.FileSize), Max: uint64(lim.FileSize)},
+			{Resource: unix.RLIMIT_STACK, Cur: uint64(lim.Stack), Max: uint64(lim.Stack)},
+			{Resource: unix.RLIMIT_CORE},
 			// A per-process backstop behind the cgroup's CPU watch (SIGXCPU, then SIGKILL).
-			{unix.RLIMIT_CPU, cpuSec + 1, cpuSec + 2},
+			{Resource: unix.RLIMIT_CPU, Cur: cpuSec + 1, Max: cpuSec + 2},
 		},
 	}
 	contents := make([][]byte, len(p.Files))
 	for i, f := range p.Files {
-		cfg.Files = append(cfg.Files, inputFile{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
+		cfg.Files = append(cfg.Files, boxinit.File{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
 		contents[i] = f.Content
 	}
 	return cfg, contents
 }
 
-func writeConfig(w io.Writer, cfg *initConfig, contents [][]byte) error {
+func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte) error {
 	line, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -305,8 +307,8 @@ func writeConfig(w io.Writer, cfg *initConfig, contents [][]byte) error {
 	return bw.Flush()
 }
 
-func readStatus(r io.Reader) (initStatus, error) {
-	var st initStatus
+func readStatus(r io.Reader) (boxinit.Status, error) {
+	var st boxinit.Status
 	b, err := io.ReadAll(io.LimitReader(r, statusLimit))
 	if err != nil {
 		return st, err
@@ -392,7 +394,7 @@ func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 				state = strings.TrimSpace(v)
 			}
 		}
-		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxUID && !strings.HasPrefix(state, "Z") {
+		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxinit.UID && !strings.HasPrefix(state, "Z") {
 			out = append(out, fmt.Sprintf("process %s (uid %d, %s)", filepath.Dir(f), uid, state))
 		}
 	}

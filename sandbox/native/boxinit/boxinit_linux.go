@@ -1,4 +1,12 @@
-package native
+// Package boxinit is pid 1 of a native sandbox box: the runbox binary re-executed in
+// the box's new namespaces (the runc pattern). It reads its Config from fd 3, builds
+// the box's file system, drops privileges, forks the program, reaps every process of
+// the box and reports a Status on fd 4.
+//
+// It has few imports on purpose: Go initializes packages in dependency order, and the
+// hook in this package's init function takes over the process before the rest of the
+// binary's packages are initialized, which saves milliseconds per box.
+package boxinit
 
 import (
 	"bufio"
@@ -25,53 +33,53 @@ import (
 // box's file system, drops everything it can, starts the program, reaps every process
 // of the box, and reports how the program ended on fd 4.
 const (
-	initArg0 = "runbox-sandbox-init"
-	initEnv  = "RUNBOX_SANDBOX_INIT"
-	configFD = 3
-	statusFD = 4
+	Arg0 = "runbox-sandbox-init"
+	Env  = "RUNBOX_SANDBOX_INIT"
+	ConfigFD = 3
+	StatusFD = 4
 	// proc's Resources.LeafPids descriptors: v1 the leaf's and the init's own pids
 	// tasks files; v2 the leaf's cgroup.procs
 	leafFD       = 5
 	leafReturnFD = 6
-	boxUID       = 1000 // the program's uid and gid inside the box
+	UID       = 1000 // the program's uid and gid inside the box
 	newRootAt    = "/tmp"
 )
 
 func init() {
-	if len(os.Args) == 1 && os.Args[0] == initArg0 && os.Getenv(initEnv) == "1" {
+	if len(os.Args) == 1 && os.Args[0] == Arg0 && os.Getenv(Env) == "1" {
 		runInit()
 	}
 }
 
-// initConfig is what the host tells the init, as one JSON line on fd 3, followed by
+// Config is what the host tells the init, as one JSON line on fd 3, followed by
 // the input files' contents in order.
-type initConfig struct {
+type Config struct {
 	Argv      []string    `json:"argv"`
 	Env       []string    `json:"env"`
-	Files     []inputFile `json:"files"`
+	Files     []File `json:"files"`
 	Hostname  string      `json:"hostname"`
 	Loopback  bool        `json:"loopback"`
 	TmpSize   int64       `json:"tmp_size"`
 	TmpInodes int         `json:"tmp_inodes"`
-	Rlimits   []rlimit    `json:"rlimits"`
+	Rlimits   []Rlimit    `json:"rlimits"`
 	Landlock  bool        `json:"landlock"`
 }
 
-type inputFile struct {
+type File struct {
 	Name       string `json:"name"`
 	Size       int64  `json:"size"`
 	Executable bool   `json:"executable,omitempty"`
 }
 
-type rlimit struct {
+type Rlimit struct {
 	Resource int    `json:"resource"`
 	Cur      uint64 `json:"cur"`
 	Max      uint64 `json:"max"`
 }
 
-// initStatus is the init's one report on fd 4. Stage names the step that failed,
+// Status is the init's one report on fd 4. Stage names the step that failed,
 // with Error; a program that could not be started is "exec".
-type initStatus struct {
+type Status struct {
 	Stage    string `json:"stage,omitempty"`
 	Error    string `json:"error,omitempty"`
 	Started  bool   `json:"started"`
@@ -86,40 +94,40 @@ func runInit() {
 	runtime.LockOSThread()
 	// The host's descriptors must not reach the program: the status pipe would let it
 	// forge its verdict, the cgroup files move it out of its pids limit.
-	for fd := statusFD; fd <= leafReturnFD; fd++ {
+	for fd := StatusFD; fd <= leafReturnFD; fd++ {
 		unix.CloseOnExec(fd)
 	}
-	status := os.NewFile(statusFD, "status")
-	report := func(st initStatus) {
+	status := os.NewFile(StatusFD, "status")
+	report := func(st Status) {
 		b, _ := json.Marshal(st)
 		_, _ = status.Write(append(b, '\n'))
 	}
-	cfg, files, err := readConfig(os.NewFile(configFD, "config"))
+	cfg, files, err := readConfig(os.NewFile(ConfigFD, "config"))
 	if err != nil {
-		report(initStatus{Stage: "config", Error: err.Error()})
+		report(Status{Stage: "config", Error: err.Error()})
 		os.Exit(1)
 	}
 	if stage, err := buildBox(cfg, files); err != nil {
-		report(initStatus{Stage: stage, Error: err.Error()})
+		report(Status{Stage: stage, Error: err.Error()})
 		os.Exit(1)
 	}
 	child, err := startProgram(cfg, status)
 	if err != nil {
-		report(initStatus{Stage: "exec", Error: err.Error()})
+		report(Status{Stage: "exec", Error: err.Error()})
 		os.Exit(1)
 	}
 	report(reap(child))
 	os.Exit(0)
 }
 
-func readConfig(f *os.File) (*initConfig, [][]byte, error) {
+func readConfig(f *os.File) (*Config, [][]byte, error) {
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
 	line, err := r.ReadBytes('\n')
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
-	var cfg initConfig
+	var cfg Config
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return nil, nil, fmt.Errorf("decode config: %w", err)
 	}
@@ -145,7 +153,7 @@ var devices = []string{"null", "zero", "full", "random", "urandom"}
 
 // buildBox makes the box's file system, hostname and network, writes the input files
 // and sets the limits. It returns the name of the step that failed.
-func buildBox(cfg *initConfig, files [][]byte) (string, error) {
+func buildBox(cfg *Config, files [][]byte) (string, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "mount", fmt.Errorf("make mounts private: %w", err)
 	}
@@ -226,7 +234,7 @@ func buildBox(cfg *initConfig, files [][]byte) (string, error) {
 	}
 	for _, r := range cfg.Rlimits {
 		if err := unix.Setrlimit(r.Resource, &unix.Rlimit{Cur: r.Cur, Max: r.Max}); err != nil {
-			return "rlimit", fmt.Errorf("rlimit %d: %w", r.Resource, err)
+			return "Rlimit", fmt.Errorf("Rlimit %d: %w", r.Resource, err)
 		}
 	}
 	return "", nil
@@ -288,8 +296,8 @@ func writeEtc(root, hostname string) error {
 		return err
 	}
 	for name, content := range map[string]string{
-		"passwd":        fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", boxUID, boxUID),
-		"group":         fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", boxUID),
+		"passwd":        fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", UID, UID),
+		"group":         fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", UID),
 		"hosts":         "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"hostname":      hostname + "\n",
 		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
@@ -321,9 +329,9 @@ func pivot(root string) error {
 // writeFiles writes the input files into the work directory. Nothing else runs in the
 // box yet and the tmpfs is new, so no path can lead elsewhere; O_NOFOLLOW and O_EXCL
 // keep it that way regardless.
-func writeFiles(list []inputFile, contents [][]byte) error {
+func writeFiles(list []File, contents [][]byte) error {
 	const work = "/work"
-	if err := os.Chown(work, boxUID, boxUID); err != nil {
+	if err := os.Chown(work, UID, UID); err != nil {
 		return err
 	}
 	for i, in := range list {
@@ -345,7 +353,7 @@ func writeFiles(list []inputFile, contents [][]byte) error {
 		f := os.NewFile(uintptr(fd), dst)
 		_, err = f.Write(contents[i])
 		if err == nil {
-			err = f.Chown(boxUID, boxUID)
+			err = f.Chown(UID, UID)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -372,7 +380,7 @@ func mkdirs(base, rel string) error {
 		if err := unix.Lstat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return fmt.Errorf("mkdir %s: not a directory", dir)
 		}
-		if err := unix.Chown(dir, boxUID, boxUID); err != nil {
+		if err := unix.Chown(dir, UID, UID); err != nil {
 			return err
 		}
 	}
@@ -399,7 +407,7 @@ func loopbackUp() error {
 // startProgram drops what the program must not have and starts it: Landlock, the
 // capability bounding set, no_new_privs and seccomp on this thread (the filter on every
 // thread of the init), then a fork that becomes the box's user in a new session.
-func startProgram(cfg *initConfig, status *os.File) (*os.Process, error) {
+func startProgram(cfg *Config, status *os.File) (*os.Process, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("no_new_privs: %w", err)
 	}
@@ -433,7 +441,7 @@ func startProgram(cfg *initConfig, status *os.File) (*os.Process, error) {
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
-			Credential: &syscall.Credential{Uid: boxUID, Gid: boxUID, Groups: []uint32{}},
+			Credential: &syscall.Credential{Uid: UID, Gid: UID, Groups: []uint32{}},
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	})
@@ -493,8 +501,8 @@ func lookPath(name string, env []string) (string, error) {
 // reap waits for every process of the box. When the program itself ends, what it left
 // behind is killed (kill(-1) from pid 1 reaches the whole namespace), so its status
 // is reported only once the box is empty.
-func reap(child *os.Process) initStatus {
-	st := initStatus{Started: true}
+func reap(child *os.Process) Status {
+	st := Status{Started: true}
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -520,7 +528,7 @@ func reap(child *os.Process) initStatus {
 // /dev/shm; no TCP without a loopback; no abstract unix sockets or signals reaching
 // outside the box. Rights the kernel's ABI lacks are left out (best effort).
 func restrictFiles(loopback bool) error {
-	abi, err := landlockABI()
+	abi, err := LandlockABI()
 	if err != nil {
 		return err
 	}
@@ -601,8 +609,8 @@ func restrictFiles(loopback bool) error {
 	return nil
 }
 
-// landlockABI returns the kernel's Landlock ABI version (an error when it has none).
-func landlockABI() (int, error) {
+// LandlockABI returns the kernel's Landlock ABI version (an error when it has none).
+func LandlockABI() (int, error) {
 	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
 	if errno != 0 {
 		return 0, errno
