@@ -23,8 +23,8 @@ import (
 
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/proc"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
 	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/native/boxinit"
 )
 
 // Name is the name the backend registers under.
@@ -221,6 +221,11 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 		return nil, fmt.Errorf("send the config: %w", werr)
 	}
 	st, stErr := readStatus(stR)
+	if st.EndedNS > 0 {
+		at := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(started) }
+		b.log.Debug("native: timings", "run", p.RunID, "init_began", at(st.BeganNS), "configured", at(st.ConfiguredNS),
+			"program_started", at(st.ProgramNS), "box_empty", at(st.EndedNS), "result", wall)
+	}
 
 	res.Stdout, res.Stderr = string(pres.Stdout), string(pres.Stderr)
 	res.StdoutBytes, res.StderrBytes = pres.StdoutBytes, pres.StderrBytes

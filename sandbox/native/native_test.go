@@ -2,6 +2,8 @@ package native_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/runboxhq/runbox/internal/testenv"
@@ -43,6 +45,27 @@ func BenchmarkTrue(b *testing.B) {
 		res, err := be.Run(context.Background(), sandbox.Spec{Command: []string{"/bin/true"}})
 		if err != nil || res.Status != sandbox.StatusOK {
 			b.Fatalf("%v %+v", err, res)
+		}
+	}
+}
+
+func TestTimings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing log only")
+	}
+	var buf strings.Builder
+	b, err := native.New(context.Background(), native.Config{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Skip(err)
+	}
+	for range 5 {
+		if _, err := b.Run(context.Background(), sandbox.Spec{Command: []string{"/bin/true"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "timings") {
+			t.Log(l)
 		}
 	}
 }

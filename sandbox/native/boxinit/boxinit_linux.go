@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,15 +34,15 @@ import (
 // box's file system, drops everything it can, starts the program, reaps every process
 // of the box, and reports how the program ended on fd 4.
 const (
-	Arg0 = "runbox-sandbox-init"
-	Env  = "RUNBOX_SANDBOX_INIT"
+	Arg0     = "runbox-sandbox-init"
+	Env      = "RUNBOX_SANDBOX_INIT"
 	ConfigFD = 3
 	StatusFD = 4
 	// proc's Resources.LeafPids descriptors: v1 the leaf's and the init's own pids
 	// tasks files; v2 the leaf's cgroup.procs
 	leafFD       = 5
 	leafReturnFD = 6
-	UID       = 1000 // the program's uid and gid inside the box
+	UID          = 1000 // the program's uid and gid inside the box
 	newRootAt    = "/tmp"
 )
 
@@ -54,15 +55,15 @@ func init() {
 // Config is what the host tells the init, as one JSON line on fd 3, followed by
 // the input files' contents in order.
 type Config struct {
-	Argv      []string    `json:"argv"`
-	Env       []string    `json:"env"`
-	Files     []File `json:"files"`
-	Hostname  string      `json:"hostname"`
-	Loopback  bool        `json:"loopback"`
-	TmpSize   int64       `json:"tmp_size"`
-	TmpInodes int         `json:"tmp_inodes"`
-	Rlimits   []Rlimit    `json:"rlimits"`
-	Landlock  bool        `json:"landlock"`
+	Argv      []string `json:"argv"`
+	Env       []string `json:"env"`
+	Files     []File   `json:"files"`
+	Hostname  string   `json:"hostname"`
+	Loopback  bool     `json:"loopback"`
+	TmpSize   int64    `json:"tmp_size"`
+	TmpInodes int      `json:"tmp_inodes"`
+	Rlimits   []Rlimit `json:"rlimits"`
+	Landlock  bool     `json:"landlock"`
 }
 
 type File struct {
@@ -86,6 +87,12 @@ type Status struct {
 	Exited   bool   `json:"exited"`
 	ExitCode int    `json:"exit_code"`
 	Signal   int    `json:"signal"`
+	// When the init began, had read its config, started the program, and saw the
+	// box empty (Unix nanoseconds), for the host's debug log.
+	BeganNS      int64 `json:"began_ns,omitempty"`
+	ConfiguredNS int64 `json:"configured_ns,omitempty"`
+	ProgramNS    int64 `json:"program_ns,omitempty"`
+	EndedNS      int64 `json:"ended_ns,omitempty"`
 }
 
 func runInit() {
@@ -102,7 +109,9 @@ func runInit() {
 		b, _ := json.Marshal(st)
 		_, _ = status.Write(append(b, '\n'))
 	}
+	began := time.Now().UnixNano()
 	cfg, files, err := readConfig(os.NewFile(ConfigFD, "config"))
+	configured := time.Now().UnixNano()
 	if err != nil {
 		report(Status{Stage: "config", Error: err.Error()})
 		os.Exit(1)
@@ -116,7 +125,10 @@ func runInit() {
 		report(Status{Stage: "exec", Error: err.Error()})
 		os.Exit(1)
 	}
-	report(reap(child))
+	program := time.Now().UnixNano()
+	st := reap(child)
+	st.BeganNS, st.ConfiguredNS, st.ProgramNS, st.EndedNS = began, configured, program, time.Now().UnixNano()
+	report(st)
 	os.Exit(0)
 }
 
