@@ -52,7 +52,9 @@ func (e *WorkerError) Unwrap() error { return e.Kind }
 // Config describes a pool. Cmd is required.
 type Config struct {
 	// Cmd starts one worker; its Stdin, Stdout and Stderr are set by the pool (stderr
-	// lines go to Logger). Its other settings (Env, Rlimits, Containment…) apply.
+	// lines go to Logger). Its other settings (Env, Rlimits, Containment, Resources…)
+	// apply to each worker: Resources gives every worker a memory-limited cgroup of its
+	// own, and a worker the kernel kills for memory fails its task with ErrWorkerDied.
 	Cmd *proc.Cmd
 	// Workers is the number of worker processes (0: runtime.NumCPU()).
 	Workers int
@@ -570,9 +572,12 @@ func (w *worker) died() error {
 	res, _ := w.proc.Wait(context.Background())
 	detail := "exit status unknown"
 	if res != nil {
-		if res.Signal != 0 {
+		switch {
+		case res.Usage != nil && res.Usage.OOMKills > 0:
+			detail = fmt.Sprintf("killed by the kernel's OOM killer (%s; the worker's memory limit was reached)", proc.SignalName(res.Signal))
+		case res.Signal != 0:
 			detail = "killed by " + proc.SignalName(res.Signal)
-		} else {
+		default:
 			detail = fmt.Sprintf("exited with status %d", res.ExitCode)
 		}
 	}

@@ -44,6 +44,12 @@ func init() {
 			case "garbage":
 				os.Stdout.WriteString("this is not a frame\n")
 				time.Sleep(time.Hour)
+			case "alloc": // N MiB, touched
+				mem := make([]byte, j.N<<20)
+				for i := 0; i < len(mem); i += 4096 {
+					mem[i] = 1
+				}
+				return answer{N: len(mem) >> 20, Pid: os.Getpid()}, nil
 			case "log":
 				fmt.Fprintln(os.Stderr, "working on", j.N)
 			case "big":
@@ -318,5 +324,26 @@ func TestIdleWorkerDeathIsReplaced(t *testing.T) {
 	}
 	if err != nil || b.Pid == a.Pid || b.N != 4 {
 		t.Errorf("after an idle worker died: %+v %v", b, err)
+	}
+}
+
+// A worker that exceeds its cgroup's memory is killed by the kernel: its task fails
+// with an error that says so, the pool replaces it, and the next task runs.
+func TestOOMKilledWorker(t *testing.T) {
+	argv, env := testenv.Command(t, "pool-worker")
+	p := startPool(t, pool.Config{Workers: 1, Cmd: &proc.Cmd{Args: argv, Env: env, Resources: &proc.Resources{Memory: 64 << 20}}})
+	a, err := pool.Call[answer](context.Background(), p, job{"alloc", 8})
+	if err != nil {
+		t.Fatalf("8 MiB under a 64 MiB limit: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = pool.Call[answer](ctx, p, job{"alloc", 512})
+	var we *pool.WorkerError
+	if !errors.Is(err, pool.ErrWorkerDied) || !errors.As(err, &we) || !strings.Contains(we.Detail, "OOM killer") {
+		t.Fatalf("512 MiB under a 64 MiB limit: err %v, want the worker died of OOM", err)
+	}
+	if b, err := pool.Call[answer](ctx, p, job{"echo", 3}); err != nil || b.Pid == a.Pid || b.N != 6 {
+		t.Fatalf("after the OOM kill: %+v, %v; want a new worker's answer", b, err)
 	}
 }
