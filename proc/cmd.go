@@ -1,12 +1,12 @@
 package proc
 
 import (
-	"os"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"

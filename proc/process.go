@@ -380,7 +380,8 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 	if sinks == nil {
 		sinks = []Sink{Capture(0)}
 	}
-	s := &outStream{which: which, done: make(chan struct{}), combined: p.combined, limit: c.streamLimit(which)}
+	s := &outStream{which: which, done: make(chan struct{}), combined: p.combined}
+	s.limit.Store(c.streamLimit(which))
 	if which == Stdout {
 		p.out = s
 	} else {
@@ -390,7 +391,7 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 		p.limitHit.Store(true)
 		p.requestStop(StatusOutputLimit)
 	}
-	direct := s.limit == 0 && !c.Interactive && !c.Combined
+	direct := s.limit.Load() == 0 && !c.Interactive && !c.Combined
 	if direct && len(sinks) == 0 {
 		return devNull()
 	}
@@ -850,3 +851,22 @@ func (p *Process) buildResult() *Result {
 }
 
 var _ io.ReadWriteCloser = (*Process)(nil)
+
+// SetOutputLimits changes the output limits of a started process, for a child started
+// ahead of its work (a pre-started sandbox). Each must be at most the limit the stream
+// was started with, which made it a pipe; 0 leaves a stream's limit as it is.
+func (p *Process) SetOutputLimits(stdout, stderr int64) error {
+	for _, x := range []struct {
+		s *outStream
+		n int64
+	}{{p.out, stdout}, {p.errOut, stderr}} {
+		if x.n == 0 {
+			continue
+		}
+		if x.s == nil || x.s.r == nil || x.s.limit.Load() == 0 || x.n > x.s.limit.Load() {
+			return fmt.Errorf("proc: SetOutputLimits(%d, %d): a stream was not started with a limit at least as large", stdout, stderr)
+		}
+		x.s.limit.Store(x.n)
+	}
+	return nil
+}

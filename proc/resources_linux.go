@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -301,4 +302,70 @@ func RemoveStaleCgroups() error {
 		}
 	}
 	return nil
+}
+
+// UpdateResources sets new limits on the cgroup of a process started with
+// Cmd.Resources (zero fields are left as they are), and on v1 resets the peak memory
+// to the current use, for a child started ahead of its work. Memory cannot be set
+// below what the tree uses now.
+func (p *Process) UpdateResources(r Resources) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	box, ok := p.tree.(*cgroupBox)
+	if !ok || !box.resources || p.released {
+		return errors.New("proc: UpdateResources needs a running process started with Cmd.Resources")
+	}
+	write := func(file string, v int64) error {
+		return os.WriteFile(file, []byte(strconv.FormatInt(v, 10)), 0)
+	}
+	var errs []error
+	if box.v2 != nil {
+		if r.Memory > 0 {
+			errs = append(errs, write(filepath.Join(box.dir, "memory.max"), r.Memory))
+		}
+		if r.Pids > 0 {
+			errs = append(errs, write(filepath.Join(box.dir, "pids.max"), r.Pids))
+		}
+		if r.LeafPids > 0 && len(box.leafDirs) > 0 {
+			errs = append(errs, write(filepath.Join(box.dir, "leaf", "pids.max"), r.LeafPids))
+		}
+		return errors.Join(errs...)
+	}
+	mem := filepath.Dir(box.peakFile)
+	if r.Memory > 0 {
+		// memory+swap may never be below memory: order the writes by direction.
+		cur, _ := os.ReadFile(filepath.Join(mem, "memory.limit_in_bytes"))
+		curN, _ := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
+		files := []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"}
+		if r.Memory > curN {
+			files[0], files[1] = files[1], files[0]
+		}
+		for _, f := range files {
+			if f == "memory.memsw.limit_in_bytes" && !host.memsw {
+				continue
+			}
+			errs = append(errs, write(filepath.Join(mem, f), r.Memory))
+		}
+	}
+	errs = append(errs, write(box.peakFile, 0))
+	for _, f := range box.v1Tasks {
+		if strings.Contains(f, "/pids/") && r.Pids > 0 {
+			errs = append(errs, write(filepath.Join(filepath.Dir(f), "pids.max"), r.Pids))
+		}
+	}
+	if r.LeafPids > 0 {
+		for _, d := range box.leafDirs {
+			errs = append(errs, write(filepath.Join(d, "pids.max"), r.LeafPids))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CgroupName returns the name of the process's cgroup (the same in every v1
+// controller), or "" when it has none.
+func (p *Process) CgroupName() string {
+	if box, ok := p.tree.(*cgroupBox); ok {
+		return filepath.Base(box.dir)
+	}
+	return ""
 }

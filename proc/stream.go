@@ -25,7 +25,7 @@ type outStream struct {
 	split     *lines.Splitter
 	now       time.Time // when the read being split returned
 	recv      *recvQueue
-	limit     int64
+	limit     atomic.Int64
 	onLimit   func()
 	limitOnce sync.Once
 	opened    []*os.File // files opened for ToFile sinks, closed at the end
@@ -111,15 +111,15 @@ func growPipe(f *os.File) {
 
 func (s *outStream) deliver(p []byte) {
 	total := s.total.Add(int64(len(p)))
-	if s.limit > 0 && total > s.limit {
+	if limit := s.limit.Load(); limit > 0 && total > limit {
 		// Any byte past the limit trips it, including the first byte of a read that
 		// begins exactly at the limit.
 		s.limitOnce.Do(s.onLimit)
 		before := total - int64(len(p))
-		if before >= s.limit {
+		if before >= limit {
 			return
 		}
-		p = p[:s.limit-before]
+		p = p[:limit-before]
 	}
 	if s.capture != nil {
 		s.capture.Write(p)

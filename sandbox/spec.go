@@ -93,7 +93,7 @@ const (
 
 	MaxWallTime  = time.Hour
 	MaxMemory    = 64 << 30
-	MinMemory    = 4 << 20
+	MinMemory    = 16 << 20 // the box's init takes a few MiB of it
 	MaxProcesses = 4096
 	MaxOpenFiles = 16384
 	MaxFileSize  = 4 << 30

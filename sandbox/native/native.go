@@ -41,8 +41,6 @@ const (
 	initPids = 32
 	// statusLimit bounds the init's report.
 	statusLimit = 64 << 10
-	// hostname is the box's host name.
-	hostname = "runbox"
 )
 
 func init() {
@@ -53,6 +51,11 @@ func init() {
 type Config struct {
 	// HostUID is the first of the host uids the boxes map to (0: DefaultHostUID).
 	HostUID uint32
+	// Warm is how many boxes are kept built and waiting for a run, so that a run
+	// does not wait for namespaces, cgroups and mounts to be made (0: the number of
+	// CPUs; < 0: none). A warm box has run nothing: each run still gets a box of its
+	// own, used once. The pool fills after the first run.
+	Warm int
 	// Logger receives debug records of each run; nil discards.
 	Logger *slog.Logger
 }
@@ -65,9 +68,14 @@ type Backend struct {
 	log      *slog.Logger
 	landlock bool
 
-	mu     sync.Mutex
-	closed bool
-	runs   sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	runs     sync.WaitGroup
+	warm     chan *box
+	idle     map[int]string // warm boxes: init pid → cgroup name, for Leftovers
+	warmOnce sync.Once
+	stopWarm chan struct{}
+	filler   sync.WaitGroup
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -75,15 +83,21 @@ var _ sandbox.Backend = (*Backend)(nil)
 // New checks that this host can run boxes and returns the backend. Cgroups that
 // earlier runbox processes left behind (after a SIGKILL) are removed on the way.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if runtime.GOOS != "linux" {
+		return nil, errors.New("sandbox/native: needs Linux")
+	}
 	if cfg.HostUID == 0 {
 		cfg.HostUID = DefaultHostUID
 	}
-	b := &Backend{cfg: cfg, log: cfg.Logger}
+	if cfg.Warm == 0 {
+		cfg.Warm = runtime.NumCPU()
+	}
+	b := &Backend{cfg: cfg, log: cfg.Logger, stopWarm: make(chan struct{}), idle: make(map[int]string)}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	if runtime.GOOS != "linux" {
-		return nil, errors.New("sandbox/native: needs Linux")
+	if cfg.Warm > 0 {
+		b.warm = make(chan *box, cfg.Warm)
 	}
 	_ = proc.RemoveStaleCgroups() // best effort: a box without a cgroup fails on its own, with the reason
 	if abi, err := boxinit.LandlockABI(); err == nil && abi >= 1 {
@@ -95,12 +109,25 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 // Name returns "native".
 func (b *Backend) Name() string { return Name }
 
-// Close waits for runs in progress; later runs fail with sandbox.ErrClosed.
+// Close waits for runs in progress and kills the warm boxes; later runs fail with
+// sandbox.ErrClosed.
 func (b *Backend) Close() error {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
 	b.mu.Unlock()
+	close(b.stopWarm)
+	b.filler.Wait()
 	b.runs.Wait()
+	if b.warm != nil {
+		close(b.warm)
+		for bx := range b.warm {
+			bx.discard()
+		}
+	}
 	return nil
 }
 
@@ -127,20 +154,33 @@ func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, 
 	return r, nil
 }
 
-func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
-	lim := p.Limits
+// box is a started init waiting for its config: namespaces, cgroup and root are made.
+type box struct {
+	proc *proc.Process
+	cfgW *os.File // the config goes here
+	stR  *os.File // the init's report comes here
+}
+
+func (bx *box) discard() {
+	bx.cfgW.Close()
+	_ = bx.proc.SignalTree(syscall.SIGKILL)
+	_, _ = bx.proc.Wait(context.Background())
+	bx.stR.Close()
+}
+
+// spawn starts a box with the largest limits; the run sets its own before it sends
+// the config.
+func (b *Backend) spawn(combined bool) (*box, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer cfgW.Close()
 	stR, stW, err := os.Pipe()
 	if err != nil {
 		cfgR.Close()
+		cfgW.Close()
 		return nil, err
 	}
-	defer stR.Close()
-
 	uid := b.cfg.HostUID
 	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxinit.UID, HostID: int(uid) + boxinit.UID, Size: 1}}
 	cmd := &proc.Cmd{
@@ -157,40 +197,105 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 		// root of the box, so that what the init creates has an owner there
 		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
 		ExtraFiles:  []*os.File{cfgR, stW},
-		Stdout:      []proc.Sink{proc.Capture(lim.Stdout)},
-		Stderr:      []proc.Sink{proc.Capture(lim.Stderr)},
-		StdoutLimit: lim.Stdout,
-		StderrLimit: lim.Stderr,
-		Combined:    p.Combined,
-		Timeout:     lim.WallTime,
+		Stdout:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
+		Stderr:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
+		OutputLimit: sandbox.MaxOutput,
+		Combined:    combined,
 		StopSignal:  syscall.SIGKILL,
 		Grace:       -1,
 		Containment: proc.ContainCgroup,
-		Resources:   &proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids, LeafPids: int64(lim.Processes)},
-		Logger:      b.log,
+		Resources: &proc.Resources{Memory: sandbox.MaxMemory, Pids: sandbox.MaxProcesses + initPids,
+			LeafPids: sandbox.MaxProcesses},
+		Logger: b.log,
 	}
-	if len(p.Stdin) > 0 {
-		cmd.Stdin = bytes.NewReader(p.Stdin)
-	}
-	if p.Combined && lim.Stderr > lim.Stdout {
-		cmd.Stdout = []proc.Sink{proc.Capture(lim.Stderr)} // the combined capture takes the stdout limit
-	}
-	started := time.Now()
-	pr, err := cmd.Start(context.WithoutCancel(ctx))
+	pr, err := cmd.Start(context.Background())
 	cfgR.Close()
 	stW.Close()
 	if err != nil {
+		cfgW.Close()
+		stR.Close()
 		return nil, fmt.Errorf("start the box: %w", err)
 	}
-	b.log.Debug("native: started", "run", p.RunID, "init", pr.Pid())
+	return &box{proc: pr, cfgW: cfgW, stR: stR}, nil
+}
+
+// take returns a warm box, or a new one when none is ready, and has the pool refilled.
+func (b *Backend) take(combined bool) (*box, error) {
+	if b.warm == nil || combined {
+		return b.spawn(combined)
+	}
+	b.warmOnce.Do(func() {
+		b.filler.Add(1)
+		go b.fill()
+	})
+	select {
+	case bx := <-b.warm:
+		b.mu.Lock()
+		delete(b.idle, bx.proc.Pid())
+		b.mu.Unlock()
+		select {
+		case <-bx.proc.Done(): // died while waiting: make another
+			bx.discard()
+		default:
+			return bx, nil
+		}
+	default:
+	}
+	return b.spawn(false)
+}
+
+// fill keeps the warm pool full until Close.
+func (b *Backend) fill() {
+	defer b.filler.Done()
+	for {
+		bx, err := b.spawn(false)
+		if err != nil {
+			b.log.Debug("native: warm box", "err", err)
+			select {
+			case <-b.stopWarm:
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		b.mu.Lock()
+		b.idle[bx.proc.Pid()] = bx.proc.CgroupName()
+		b.mu.Unlock()
+		select {
+		case b.warm <- bx:
+		case <-b.stopWarm:
+			bx.discard()
+			return
+		}
+	}
+}
+
+func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
+	lim := p.Limits
+	bx, err := b.take(p.Combined)
+	if err != nil {
+		return nil, err
+	}
+	defer bx.stR.Close()
+	pr := bx.proc
+	setup := errors.Join(
+		pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids, LeafPids: int64(lim.Processes)}),
+		pr.SetOutputLimits(lim.Stdout, lim.Stderr))
+	base, uerr := pr.Usage()
+	if err := errors.Join(setup, uerr); err != nil {
+		bx.discard()
+		return nil, fmt.Errorf("set the box's limits: %w", err)
+	}
+	started := time.Now()
+	b.log.Debug("native: run", "run", p.RunID, "init", pr.Pid())
 
 	// The config goes in while the run's clock ticks: a box that does not read it
 	// is killed by the wall limit like any other.
 	writeErr := make(chan error, 1)
 	go func() {
 		cfg, contents := b.initConfig(p)
-		err := writeConfig(cfgW, cfg, contents)
-		cfgW.Close()
+		err := writeConfig(bx.cfgW, cfg, contents, p.Stdin)
+		bx.cfgW.Close()
 		writeErr <- err
 	}()
 	var limitHit string
@@ -203,7 +308,9 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 		limitMu.Unlock()
 		_ = pr.SignalTree(syscall.SIGKILL)
 	}
-	go watchCPU(pr, lim.CPUTime, func() { stop(api.LimitCPU) })
+	wallTimer := time.AfterFunc(lim.WallTime, func() { stop(api.LimitWall) })
+	defer wallTimer.Stop()
+	go watchCPU(pr, base.CPU, lim.CPUTime, func() { stop(api.LimitCPU) })
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -220,10 +327,10 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	if werr := <-writeErr; werr != nil && pres.Status == proc.StatusOK {
 		return nil, fmt.Errorf("send the config: %w", werr)
 	}
-	st, stErr := readStatus(stR)
+	st, stErr := readStatus(bx.stR)
 	if st.EndedNS > 0 {
 		at := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(started) }
-		b.log.Debug("native: timings", "run", p.RunID, "init_began", at(st.BeganNS), "configured", at(st.ConfiguredNS),
+		b.log.Debug("native: timings", "run", p.RunID, "configured", at(st.ConfiguredNS),
 			"program_started", at(st.ProgramNS), "box_empty", at(st.EndedNS), "result", wall)
 	}
 
@@ -234,16 +341,13 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	res.WallTime = wall
 	var oomKills int
 	if u := pres.Usage; u != nil {
-		res.CPUTime, res.PeakMemory, oomKills = u.CPU, u.MemoryPeak, u.OOMKills
+		res.CPUTime, res.PeakMemory, oomKills = u.CPU-base.CPU, u.MemoryPeak, u.OOMKills-base.OOMKills
 	}
 
 	limitMu.Lock()
 	f := sandbox.Facts{Limit: limitHit}
 	limitMu.Unlock()
-	switch pres.Status {
-	case proc.StatusTimeout, proc.StatusCanceled:
-		f.Limit = api.LimitWall
-	case proc.StatusOutputLimit:
+	if pres.Status == proc.StatusOutputLimit {
 		f.Limit = api.LimitStdout
 		if res.StderrTruncated && !res.StdoutTruncated {
 			f.Limit = api.LimitStderr
@@ -277,7 +381,7 @@ func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
 	cfg := &boxinit.Config{
 		Argv:      p.Command,
 		Env:       p.Env,
-		Hostname:  hostname,
+		StdinSize: int64(len(p.Stdin)),
 		Loopback:  lim.Network == api.NetworkLoopback,
 		TmpSize:   lim.TmpSize,
 		TmpInodes: lim.TmpInodes,
@@ -299,7 +403,7 @@ func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
 	return cfg, contents
 }
 
-func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte) error {
+func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte, stdin []byte) error {
 	line, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -309,6 +413,7 @@ func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte) error {
 	for _, c := range contents {
 		bw.Write(c)
 	}
+	bw.Write(stdin)
 	return bw.Flush()
 }
 
@@ -327,7 +432,7 @@ func readStatus(r io.Reader) (boxinit.Status, error) {
 // watchCPU kills the run when its cgroup's CPU time reaches limit. The time can grow
 // at most as fast as there are CPUs, so the next look is never earlier than it could
 // be reached: a few reads per run.
-func watchCPU(p *proc.Process, limit time.Duration, kill func()) {
+func watchCPU(p *proc.Process, base, limit time.Duration, kill func()) {
 	cpus := time.Duration(max(runtime.NumCPU(), 1))
 	next := limit / cpus
 	for {
@@ -340,11 +445,12 @@ func watchCPU(p *proc.Process, limit time.Duration, kill func()) {
 		if err != nil {
 			return
 		}
-		if u.CPU >= limit {
+		used := u.CPU - base
+		if used >= limit {
 			kill()
 			return
 		}
-		next = (limit - u.CPU) / cpus
+		next = (limit - used) / cpus
 	}
 }
 
@@ -363,8 +469,27 @@ func tail(b []byte) string {
 }
 
 // Leftovers lists what runs of this process left on the host: resource cgroups that
-// still exist, and processes running as a box's uids. Empty between runs.
+// still exist, and processes running as a box's uids, warm boxes aside. Empty between
+// runs. A finished run's cgroup is removed in the background; Leftovers gives that up
+// to a second.
 func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
+	var out []string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		out = b.leftovers()
+		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
+}
+
+func (b *Backend) leftovers() []string {
+	b.mu.Lock()
+	idle := make(map[int]bool, len(b.idle))
+	idleCg := make(map[string]bool, len(b.idle))
+	for pid, cg := range b.idle {
+		idle[pid], idleCg[cg] = true, true
+	}
+	b.mu.Unlock()
 	var out []string
 	prefix := fmt.Sprintf("runbox-proc-%d-r", os.Getpid())
 	for _, ctrl := range []string{"memory", "pids", "cpuacct", "freezer"} {
@@ -375,13 +500,17 @@ func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 		dir := filepath.Join("/sys/fs/cgroup", ctrl, own)
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), prefix) {
+			if strings.HasPrefix(e.Name(), prefix) && !idleCg[e.Name()] {
 				out = append(out, "cgroup "+filepath.Join(dir, e.Name()))
 			}
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, f := range procs {
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if idle[pid] {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -390,8 +519,7 @@ func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 		var state string
 		for line := range strings.SplitSeq(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
-				fields := strings.Fields(v)
-				if len(fields) > 0 {
+				if fields := strings.Fields(v); len(fields) > 0 {
 					uid, _ = strconv.ParseUint(fields[0], 10, 32)
 				}
 			}
@@ -400,10 +528,10 @@ func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 			}
 		}
 		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxinit.UID && !strings.HasPrefix(state, "Z") {
-			out = append(out, fmt.Sprintf("process %s (uid %d, %s)", filepath.Dir(f), uid, state))
+			out = append(out, fmt.Sprintf("process %d (uid %d, %s)", pid, uid, state))
 		}
 	}
-	return out, ctx.Err()
+	return out
 }
 
 // ownCgroup returns this process's cgroup path in a v1 controller, or v2 for "".

@@ -58,6 +58,7 @@ func TestTimings(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
+	defer b.Close()
 	for range 5 {
 		if _, err := b.Run(context.Background(), sandbox.Spec{Command: []string{"/bin/true"}}); err != nil {
 			t.Fatal(err)

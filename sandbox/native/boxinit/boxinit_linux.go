@@ -44,6 +44,7 @@ const (
 	leafReturnFD = 6
 	UID          = 1000 // the program's uid and gid inside the box
 	newRootAt    = "/tmp"
+	hostname     = "runbox"
 )
 
 func init() {
@@ -58,7 +59,7 @@ type Config struct {
 	Argv      []string `json:"argv"`
 	Env       []string `json:"env"`
 	Files     []File   `json:"files"`
-	Hostname  string   `json:"hostname"`
+	StdinSize int64    `json:"stdin_size,omitempty"` // the bytes after the files
 	Loopback  bool     `json:"loopback"`
 	TmpSize   int64    `json:"tmp_size"`
 	TmpInodes int      `json:"tmp_inodes"`
@@ -109,48 +110,70 @@ func runInit() {
 		b, _ := json.Marshal(st)
 		_, _ = status.Write(append(b, '\n'))
 	}
-	began := time.Now().UnixNano()
-	cfg, files, err := readConfig(os.NewFile(ConfigFD, "config"))
-	configured := time.Now().UnixNano()
-	if err != nil {
-		report(Status{Stage: "config", Error: err.Error()})
-		os.Exit(1)
-	}
-	if stage, err := buildBox(cfg, files); err != nil {
+	fail := func(stage string, err error) {
 		report(Status{Stage: stage, Error: err.Error()})
 		os.Exit(1)
 	}
-	child, err := startProgram(cfg, status)
+	// The box is built before the config is read, so that a box can wait ready for
+	// its run (the host keeps a few warm).
+	if stage, err := prepareRoot(); err != nil {
+		fail(stage, err)
+	}
+	cfg, files, stdin, err := readConfig(os.NewFile(ConfigFD, "config"))
+	began := time.Now().UnixNano()
 	if err != nil {
-		report(Status{Stage: "exec", Error: err.Error()})
-		os.Exit(1)
+		fail("config", err)
+	}
+	if stage, err := configure(cfg, files); err != nil {
+		fail(stage, err)
+	}
+	child, err := startProgram(cfg, stdin)
+	if err != nil {
+		fail("exec", err)
 	}
 	program := time.Now().UnixNano()
 	st := reap(child)
-	st.BeganNS, st.ConfiguredNS, st.ProgramNS, st.EndedNS = began, configured, program, time.Now().UnixNano()
+	st.BeganNS, st.ConfiguredNS, st.ProgramNS, st.EndedNS = began, began, program, time.Now().UnixNano()
 	report(st)
 	os.Exit(0)
 }
 
-func readConfig(f *os.File) (*Config, [][]byte, error) {
+func readConfig(f *os.File) (*Config, [][]byte, *os.File, error) {
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
 	line, err := r.ReadBytes('\n')
 	if err != nil {
-		return nil, nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, nil, fmt.Errorf("read config: %w", err)
 	}
 	var cfg Config
 	if err := json.Unmarshal(line, &cfg); err != nil {
-		return nil, nil, fmt.Errorf("decode config: %w", err)
+		return nil, nil, nil, fmt.Errorf("decode config: %w", err)
 	}
 	files := make([][]byte, len(cfg.Files))
 	for i, in := range cfg.Files {
 		files[i] = make([]byte, in.Size)
 		if _, err := io.ReadFull(r, files[i]); err != nil {
-			return nil, nil, fmt.Errorf("read input file %s: %w", in.Name, err)
+			return nil, nil, nil, fmt.Errorf("read input file %s: %w", in.Name, err)
 		}
 	}
-	return &cfg, files, nil
+	stdin, err := os.Open(os.DevNull)
+	if err != nil || cfg.StdinSize == 0 {
+		return &cfg, files, stdin, err
+	}
+	stdin.Close()
+	// Stdin is a memory file the program reads from the start: no pump in the init.
+	fd, err := unix.MemfdCreate("stdin", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("stdin: %w", err)
+	}
+	stdin = os.NewFile(uintptr(fd), "stdin")
+	if _, err := io.CopyN(stdin, r, cfg.StdinSize); err != nil {
+		return nil, nil, nil, fmt.Errorf("read stdin: %w", err)
+	}
+	if _, err := stdin.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, nil, err
+	}
+	return &cfg, files, stdin, nil
 }
 
 // readOnlyBinds are the host directories the box sees read-only: what interpreters
@@ -163,14 +186,16 @@ var readOnlyFiles = []string{"/etc/ld.so.cache", "/etc/localtime"}
 // devices are bound from the host's /dev.
 var devices = []string{"null", "zero", "full", "random", "urandom"}
 
-// buildBox makes the box's file system, hostname and network, writes the input files
-// and sets the limits. It returns the name of the step that failed.
-func buildBox(cfg *Config, files [][]byte) (string, error) {
+const nosuid = unix.MS_NOSUID | unix.MS_NODEV
+
+// prepareRoot builds what every box has: a fresh root with the read-only system
+// directories, /etc, /dev and /proc, the mount points of the writable file systems,
+// and the host name. It returns the name of the step that failed.
+func prepareRoot() (string, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return "mount", fmt.Errorf("make mounts private: %w", err)
 	}
 	root := newRootAt
-	const nosuid = unix.MS_NOSUID | unix.MS_NODEV
 	if err := unix.Mount("runbox", root, "tmpfs", nosuid, "size=1m,nr_inodes=512,mode=755"); err != nil {
 		return "mount", fmt.Errorf("root tmpfs: %w", err)
 	}
@@ -179,7 +204,7 @@ func buildBox(cfg *Config, files [][]byte) (string, error) {
 			return "mount", err
 		}
 	}
-	if err := writeEtc(root, cfg.Hostname); err != nil {
+	if err := writeEtc(root, hostname); err != nil {
 		return "etc", err
 	}
 	for _, p := range readOnlyFiles {
@@ -187,23 +212,16 @@ func buildBox(cfg *Config, files [][]byte) (string, error) {
 			return "mount", err
 		}
 	}
-	tmpfs := func(dir string, mode os.FileMode) error {
-		if err := os.MkdirAll(root+dir, 0o755); err != nil {
-			return err
-		}
-		opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%o", cfg.TmpSize, cfg.TmpInodes, mode)
-		if err := unix.Mount("tmpfs", root+dir, "tmpfs", nosuid, opts); err != nil {
-			return fmt.Errorf("tmpfs %s: %w", dir, err)
-		}
-		return nil
-	}
-	for _, t := range []struct {
-		dir  string
-		mode os.FileMode
-	}{{"/work", 0o755}, {"/tmp", 0o1777}, {"/dev", 0o755}, {"/dev/shm", 0o1777}} {
-		if err := tmpfs(t.dir, t.mode); err != nil {
+	for _, d := range []string{"/work", "/tmp", "/dev", "/proc", "/var"} {
+		if err := os.MkdirAll(root+d, 0o755); err != nil {
 			return "mount", err
 		}
+	}
+	if err := unix.Mount("tmpfs", root+"/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=755"); err != nil {
+		return "mount", fmt.Errorf("tmpfs /dev: %w", err)
+	}
+	if err := os.Mkdir(root+"/dev/shm", 0o755); err != nil {
+		return "mount", err
 	}
 	for _, d := range devices {
 		if err := bindDevice(root, "/dev/"+d); err != nil {
@@ -212,13 +230,9 @@ func buildBox(cfg *Config, files [][]byte) (string, error) {
 	}
 	for name, target := range map[string]string{"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0",
 		"/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2", "/var/tmp": "/tmp"} {
-		_ = os.MkdirAll(filepath.Dir(root+name), 0o755)
 		if err := os.Symlink(target, root+name); err != nil {
 			return "mount", err
 		}
-	}
-	if err := os.MkdirAll(root+"/proc", 0o555); err != nil {
-		return "mount", err
 	}
 	if err := unix.Mount("proc", root+"/proc", "proc", nosuid|unix.MS_NOEXEC, ""); err != nil {
 		return "mount", fmt.Errorf("mount /proc: %w", err)
@@ -226,18 +240,32 @@ func buildBox(cfg *Config, files [][]byte) (string, error) {
 	if err := pivot(root); err != nil {
 		return "pivot_root", err
 	}
-	if err := writeFiles(cfg.Files, files); err != nil {
-		return "files", err
-	}
-	// The root tmpfs and /dev become read-only once everything is in place.
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY|nosuid, ""); err != nil {
 		return "mount", fmt.Errorf("remount / read-only: %w", err)
 	}
 	if err := unix.Mount("", "/dev", "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
 		return "mount", fmt.Errorf("remount /dev read-only: %w", err)
 	}
-	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
 		return "hostname", err
+	}
+	return "", nil
+}
+
+// configure makes what depends on the run: the writable file systems with their
+// caps, the input files, the network and the rlimits.
+func configure(cfg *Config, files [][]byte) (string, error) {
+	for _, t := range []struct {
+		dir  string
+		mode os.FileMode
+	}{{"/work", 0o755}, {"/tmp", 0o1777}, {"/dev/shm", 0o1777}} {
+		opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%o", cfg.TmpSize, cfg.TmpInodes, t.mode)
+		if err := unix.Mount("tmpfs", t.dir, "tmpfs", nosuid, opts); err != nil {
+			return "mount", fmt.Errorf("tmpfs %s: %w", t.dir, err)
+		}
+	}
+	if err := writeFiles(cfg.Files, files); err != nil {
+		return "files", err
 	}
 	if cfg.Loopback {
 		if err := loopbackUp(); err != nil {
@@ -246,7 +274,7 @@ func buildBox(cfg *Config, files [][]byte) (string, error) {
 	}
 	for _, r := range cfg.Rlimits {
 		if err := unix.Setrlimit(r.Resource, &unix.Rlimit{Cur: r.Cur, Max: r.Max}); err != nil {
-			return "Rlimit", fmt.Errorf("Rlimit %d: %w", r.Resource, err)
+			return "rlimit", fmt.Errorf("rlimit %d: %w", r.Resource, err)
 		}
 	}
 	return "", nil
@@ -419,7 +447,7 @@ func loopbackUp() error {
 // startProgram drops what the program must not have and starts it: Landlock, the
 // capability bounding set, no_new_privs and seccomp on this thread (the filter on every
 // thread of the init), then a fork that becomes the box's user in a new session.
-func startProgram(cfg *Config, status *os.File) (*os.Process, error) {
+func startProgram(cfg *Config, stdin *os.File) (*os.Process, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("no_new_privs: %w", err)
 	}
@@ -450,7 +478,7 @@ func startProgram(cfg *Config, status *os.File) (*os.Process, error) {
 	p, err := os.StartProcess(bin, cfg.Argv, &os.ProcAttr{
 		Dir:   "/work",
 		Env:   cfg.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: []*os.File{stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: UID, Gid: UID, Groups: []uint32{}},
