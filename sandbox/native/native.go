@@ -358,7 +358,10 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 		if oomKills > 0 {
 			break // the kernel killed the program as it started; the verdict is oom
 		}
-		return nil, fmt.Errorf("box setup, %s: %s", st.Stage, st.Error)
+		if st.Stage == "exec" {
+			return nil, fmt.Errorf("the program could not be started: %s", st.Error)
+		}
+		return nil, fmt.Errorf("box setup failed at %s: %s", st.Stage, st.Error)
 	case st.Started:
 		f.Exited, f.ExitCode, f.Signal = st.Exited, st.ExitCode, syscall.Signal(st.Signal)
 	case f.Limit != "" || oomKills > 0:
