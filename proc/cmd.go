@@ -69,16 +69,6 @@ type Resources struct {
 	// Pids caps the processes and threads alive at once; fork and clone beyond it fail
 	// with EAGAIN.
 	Pids int64
-	// LeafPids, when set, makes a sub-cgroup with its own pids limit for the processes
-	// the child starts. It serves a supervisor child (a sandbox's init): its own
-	// threads stay outside the sub-cgroup, so the limit counts exactly what it
-	// starts. The child inherits, as the descriptors after ExtraFiles, what moves a
-	// process there, opened for writing with our credentials: on cgroup v1 the
-	// sub-cgroup's tasks file and the child's own pids tasks file (to move the forking
-	// thread in for the fork and back out, so nothing is born outside); on v2 the
-	// sub-cgroup's cgroup.procs, for the pid of each process the child starts (v2
-	// moves only whole processes, and clone3 into a cgroup is what sandboxes filter).
-	LeafPids int64
 }
 
 // Cmd describes one child process. Its zero value, given Args, is a sensible run:

@@ -93,18 +93,6 @@ type cgroupBox struct {
 	v1Tasks []string
 	// files the usage is read from
 	cpuFile, peakFile, oomFile string
-	// Resources.LeafPids: the sub-cgroups to remove first, and the descriptors the
-	// child inherits (closed here once it started)
-	leafDirs  []string
-	leafFiles []*os.File
-}
-
-// closeLeafFiles closes our copies of the descriptors the child inherited.
-func (c *cgroupBox) closeLeafFiles() {
-	for _, f := range c.leafFiles {
-		f.Close()
-	}
-	c.leafFiles = nil
 }
 
 func (c *cgroupBox) containment() Containment {
@@ -209,12 +197,8 @@ func (c *cgroupBox) remove() {
 		unix.Close(c.fd)
 		c.fd = -1
 	}
-	c.closeLeafFiles()
 	var err error
 	for delay := 200 * time.Microsecond; delay < 2*time.Second; delay *= 2 {
-		for _, d := range c.leafDirs {
-			_ = unix.Rmdir(d)
-		}
 		if c.v2 != nil {
 			err = c.v2.Delete()
 		} else {
@@ -368,10 +352,7 @@ func removeStale(parentDir string) {
 		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
 			continue
 		}
-		dir := filepath.Join(parentDir, e.Name())
-		_ = unix.Rmdir(filepath.Join(dir, "leaf")) // Resources.LeafPids
-		_ = unix.Rmdir(filepath.Join(dir, "self"))
-		_ = unix.Rmdir(dir) // fails harmlessly if occupied
+		_ = unix.Rmdir(filepath.Join(parentDir, e.Name())) // fails harmlessly if occupied
 	}
 }
 

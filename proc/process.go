@@ -249,15 +249,9 @@ func (c *Cmd) start(path string, inline bool) (*Process, error) {
 		}
 	}
 
-	if box != nil && len(box.leafFiles) > 0 {
-		req.attr.Files = append(req.attr.Files, box.leafFiles...)
-	}
 	p.started = time.Now()
 	osp, err := spawn(req, !inline && (!c.SurviveParent || req.join != nil))
 	st.closeChild()
-	if box != nil {
-		box.closeLeafFiles()
-	}
 	if err != nil {
 		st.fail()
 		if box != nil {

@@ -88,65 +88,7 @@ func newResourceBox(h *cgroupHost, res *Resources) (*cgroupBox, error) {
 	b.peakFile = filepath.Join(mem, "memory.max_usage_in_bytes")
 	b.oomFile = filepath.Join(mem, "memory.oom_control")
 	b.cpuFile = filepath.Join(cgroupRoot, "cpuacct", h.resOwn[cgroup1.Cpuacct], name, "cpuacct.usage")
-	if res.LeafPids > 0 {
-		if err := b.addLeafV1(filepath.Join(cgroupRoot, "pids", h.resOwn[cgroup1.Pids], name), res.LeafPids); err != nil {
-			b.remove()
-			return nil, err
-		}
-	}
 	return b, nil
-}
-
-// addLeafV1 makes the pids sub-cgroup of Resources.LeafPids, and opens the two tasks
-// files the child moves its forking thread with.
-func (c *cgroupBox) addLeafV1(pidsDir string, max int64) error {
-	leaf := filepath.Join(pidsDir, "leaf")
-	if err := os.Mkdir(leaf, 0o755); err != nil {
-		return err
-	}
-	c.leafDirs = append(c.leafDirs, leaf)
-	if err := os.WriteFile(filepath.Join(leaf, "pids.max"), []byte(strconv.FormatInt(max, 10)), 0); err != nil {
-		return err
-	}
-	for _, f := range []string{filepath.Join(leaf, "tasks"), filepath.Join(pidsDir, "tasks")} {
-		fh, err := os.OpenFile(f, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		c.leafFiles = append(c.leafFiles, fh)
-	}
-	return nil
-}
-
-// addLeafV2 makes, below the run's cgroup, the leaf "self" the child is born in and
-// the sub-cgroup "leaf" with the pids limit (v2 allows processes only in leaves once
-// a controller is enabled for the children), and opens the leaf's cgroup.procs.
-func (c *cgroupBox) addLeafV2(max int64) error {
-	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.subtree_control"), []byte("+pids"), 0); err != nil {
-		return err
-	}
-	self, leaf := filepath.Join(c.dir, "self"), filepath.Join(c.dir, "leaf")
-	for _, d := range []string{self, leaf} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return err
-		}
-		c.leafDirs = append(c.leafDirs, d)
-	}
-	if err := os.WriteFile(filepath.Join(leaf, "pids.max"), []byte(strconv.FormatInt(max, 10)), 0); err != nil {
-		return err
-	}
-	selfFD, err := unix.Open(self, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	unix.Close(c.fd)
-	c.fd = selfFD // the child is born in self
-	fh, err := os.OpenFile(filepath.Join(leaf, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	c.leafFiles = append(c.leafFiles, fh)
-	return nil
 }
 
 func resourceHierarchy() ([]cgroup1.Subsystem, error) {
@@ -178,12 +120,6 @@ func newResourceBoxV2(h *cgroupHost, name string, res *Resources) (*cgroupBox, e
 	b.peakFile = filepath.Join(dir, "memory.peak")
 	b.oomFile = filepath.Join(dir, "memory.events")
 	b.cpuFile = filepath.Join(dir, "cpu.stat")
-	if res.LeafPids > 0 {
-		if err := b.addLeafV2(res.LeafPids); err != nil {
-			b.remove()
-			return nil, err
-		}
-	}
 	return b, nil
 }
 
@@ -326,9 +262,6 @@ func (p *Process) UpdateResources(r Resources) error {
 		if r.Pids > 0 {
 			errs = append(errs, write(filepath.Join(box.dir, "pids.max"), r.Pids))
 		}
-		if r.LeafPids > 0 && len(box.leafDirs) > 0 {
-			errs = append(errs, write(filepath.Join(box.dir, "leaf", "pids.max"), r.LeafPids))
-		}
 		return errors.Join(errs...)
 	}
 	mem := filepath.Dir(box.peakFile)
@@ -351,11 +284,6 @@ func (p *Process) UpdateResources(r Resources) error {
 	for _, f := range box.v1Tasks {
 		if strings.Contains(f, "/pids/") && r.Pids > 0 {
 			errs = append(errs, write(filepath.Join(filepath.Dir(f), "pids.max"), r.Pids))
-		}
-	}
-	if r.LeafPids > 0 {
-		for _, d := range box.leafDirs {
-			errs = append(errs, write(filepath.Join(d, "pids.max"), r.LeafPids))
 		}
 	}
 	return errors.Join(errs...)

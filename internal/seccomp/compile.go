@@ -117,7 +117,7 @@ func (r rule) validate() error {
 		return fmt.Errorf("seccomp: rule for %s: bad errno %d", r.name, r.errno)
 	}
 	for _, c := range r.when {
-		if c.arg < 0 || c.arg >= maxArgs || len(c.values) == 0 || (c.op == opAnyOf && len(c.values) != 1) {
+		if c.arg < 0 || c.arg >= maxArgs || (len(c.values) == 0) != (c.op == opNonZero64) || (c.op == opAnyOf && len(c.values) != 1) {
 			return fmt.Errorf("seccomp: rule for %s: bad check %+v", r.name, c)
 		}
 	}
@@ -126,6 +126,17 @@ func (r rule) validate() error {
 
 // test emits check c: it falls through when c holds and jumps to fail when it does not.
 func (p *assembler) test(c check, fail label) {
+	if c.op == opNonZero64 {
+		// A pointer: all 64 bits count, or a buffer mapped at a multiple of 4 GiB
+		// would pass for NULL.
+		pass := p.newLabel()
+		p.emit(bpf.LoadAbsolute{Off: argLow(c.arg), Size: 4})
+		p.jumpIf(bpf.JumpEqual, 0, next, pass)
+		p.emit(bpf.LoadAbsolute{Off: argLow(c.arg) + 4, Size: 4})
+		p.jumpIf(bpf.JumpEqual, 0, fail, pass)
+		p.place(pass)
+		return
+	}
 	p.emit(bpf.LoadAbsolute{Off: argLow(c.arg), Size: 4})
 	if c.mask != 0 {
 		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: c.mask})

@@ -109,6 +109,10 @@ func TestProgramDecisions(t *testing.T) {
 		{"fcntl F_OFD_SETLKW", unix.SYS_FCNTL, []uint64{0, unix.F_OFD_SETLKW}, deny(unix.ENOLCK)},
 		{"fcntl F_SETLK with high bits", unix.SYS_FCNTL, []uint64{0, high(1) | unix.F_SETLK}, deny(unix.ENOLCK)},
 		{"flock", unix.SYS_FLOCK, []uint64{0, unix.LOCK_SH}, deny(unix.ENOLCK)},
+		{"prlimit64 read", unix.SYS_PRLIMIT64, []uint64{0, unix.RLIMIT_NPROC, 0, 0x7fff0000}, allow},
+		{"prlimit64 set", unix.SYS_PRLIMIT64, []uint64{0, unix.RLIMIT_NPROC, 0x7fff0000, 0}, deny(unix.EPERM)},
+		{"prlimit64 set at 4 GiB", unix.SYS_PRLIMIT64, []uint64{0, unix.RLIMIT_NPROC, 1 << 32, 0}, deny(unix.EPERM)},
+		{"setrlimit", unix.SYS_SETRLIMIT, []uint64{unix.RLIMIT_NPROC, 0x7fff0000}, deny(unix.EPERM)},
 
 		{"socket unix", unix.SYS_SOCKET, []uint64{unix.AF_UNIX, unix.SOCK_STREAM}, allow},
 		{"socket unix raw", unix.SYS_SOCKET, []uint64{unix.AF_UNIX, unix.SOCK_RAW}, allow},

@@ -31,6 +31,10 @@ var rules = slices.Concat(
 		{name: "personality", errno: unix.EPERM, when: []check{arg(0).notIn(personalities...)}},
 		{name: "clone3", errno: unix.ENOSYS},
 		{name: "flock", errno: unix.ENOLCK},
+		// Limits may be read, not changed: a program must not raise what the box set
+		// (its process count above all, RLIMIT_NPROC).
+		{name: "prlimit64", errno: unix.EPERM, when: []check{arg(2).nonNull()}},
+		{name: "setrlimit", errno: unix.EPERM},
 	},
 	always(unix.EPERM, dockerDenied...),
 	always(unix.EPERM, crossRunDenied...),
@@ -122,7 +126,8 @@ func always(errno unix.Errno, names ...string) []rule {
 
 // check tests the low 32 bits of one system call argument, ANDed with mask when mask
 // is not zero: whether they equal one of values (opIn), none of them (opNotIn), or
-// share a bit with values[0] (opAnyOf).
+// share a bit with values[0] (opAnyOf); or whether all 64 bits are not zero
+// (opNonZero64, no values).
 type check struct {
 	arg    int
 	mask   uint32
@@ -136,6 +141,7 @@ const (
 	opIn checkOp = iota
 	opNotIn
 	opAnyOf
+	opNonZero64 // all 64 bits, for a pointer that must be NULL
 )
 
 // argument names one argument of the system call, numbered from 0.
@@ -152,6 +158,9 @@ func (a argument) notIn(values ...uint32) check {
 func (a argument) anyOf(bits uint32) check {
 	return check{arg: int(a), op: opAnyOf, values: []uint32{bits}}
 }
+
+// nonNull holds when the argument, a pointer, is not NULL (all 64 bits are tested).
+func (a argument) nonNull() check { return check{arg: int(a), op: opNonZero64} }
 
 // masked is the argument ANDed with mask, to check some of its bits.
 func (a argument) masked(mask uint32) maskedArgument { return maskedArgument{a, mask} }

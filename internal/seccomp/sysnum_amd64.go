@@ -23,6 +23,8 @@ var native = arch{
 		"fcntl":                   unix.SYS_FCNTL,
 		"finit_module":            unix.SYS_FINIT_MODULE,
 		"flock":                   unix.SYS_FLOCK,
+		"prlimit64":               unix.SYS_PRLIMIT64,
+		"setrlimit":               unix.SYS_SETRLIMIT,
 		"fsconfig":                unix.SYS_FSCONFIG,
 		"fsmount":                 unix.SYS_FSMOUNT,
 		"fsopen":                  unix.SYS_FSOPEN,

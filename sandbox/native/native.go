@@ -37,7 +37,8 @@ const DefaultHostUID = 1_500_000_000
 
 const (
 	// initPids is how many processes and threads the init itself may have, over the
-	// program's own limit (the whole box's pids limit is the sum).
+	// program's own limit: the box's cgroup pids limit is the sum, a backstop behind
+	// the program's exact RLIMIT_NPROC.
 	initPids = 32
 	// statusLimit bounds the init's report.
 	statusLimit = 64 << 10
@@ -204,9 +205,8 @@ func (b *Backend) spawn(combined bool) (*box, error) {
 		StopSignal:  syscall.SIGKILL,
 		Grace:       -1,
 		Containment: proc.ContainCgroup,
-		Resources: &proc.Resources{Memory: sandbox.MaxMemory, Pids: sandbox.MaxProcesses + initPids,
-			LeafPids: sandbox.MaxProcesses},
-		Logger: b.log,
+		Resources:   &proc.Resources{Memory: sandbox.MaxMemory, Pids: sandbox.MaxProcesses + initPids},
+		Logger:      b.log,
 	}
 	pr, err := cmd.Start(context.Background())
 	cfgR.Close()
@@ -279,7 +279,7 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	defer bx.stR.Close()
 	pr := bx.proc
 	setup := errors.Join(
-		pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids, LeafPids: int64(lim.Processes)}),
+		pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}),
 		pr.SetOutputLimits(lim.Stdout, lim.Stderr))
 	base, uerr := pr.Usage()
 	if err := errors.Join(setup, uerr); err != nil {
@@ -394,6 +394,10 @@ func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
 			{Resource: unix.RLIMIT_FSIZE, Cur: uint64(lim.FileSize), Max: uint64(lim.FileSize)},
 			{Resource: unix.RLIMIT_STACK, Cur: uint64(lim.Stack), Max: uint64(lim.Stack)},
 			{Resource: unix.RLIMIT_CORE},
+			// The program's processes and threads: counted per uid in the box's user
+			// namespace, so the init's own threads (uid 0) are not, and the limit is
+			// exact. The seccomp filter keeps the program from raising it.
+			{Resource: unix.RLIMIT_NPROC, Cur: uint64(lim.Processes), Max: uint64(lim.Processes)},
 			// A per-process backstop behind the cgroup's CPU watch (SIGXCPU, then SIGKILL).
 			{Resource: unix.RLIMIT_CPU, Cur: cpuSec + 1, Max: cpuSec + 2},
 		},

@@ -18,7 +18,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,17 +33,13 @@ import (
 // box's file system, drops everything it can, starts the program, reaps every process
 // of the box, and reports how the program ended on fd 4.
 const (
-	Arg0     = "runbox-sandbox-init"
-	Env      = "RUNBOX_SANDBOX_INIT"
-	ConfigFD = 3
-	StatusFD = 4
-	// proc's Resources.LeafPids descriptors: v1 the leaf's and the init's own pids
-	// tasks files; v2 the leaf's cgroup.procs
-	leafFD       = 5
-	leafReturnFD = 6
-	UID          = 1000 // the program's uid and gid inside the box
-	newRootAt    = "/tmp"
-	hostname     = "runbox"
+	Arg0      = "runbox-sandbox-init"
+	Env       = "RUNBOX_SANDBOX_INIT"
+	ConfigFD  = 3
+	StatusFD  = 4
+	UID       = 1000 // the program's uid and gid inside the box
+	newRootAt = "/tmp"
+	hostname  = "runbox"
 )
 
 func init() {
@@ -100,11 +95,8 @@ func runInit() {
 	// Everything happens on this thread: the Landlock domain, the capability bounding
 	// set and no_new_privs are per thread, and the program is forked from it.
 	runtime.LockOSThread()
-	// The host's descriptors must not reach the program: the status pipe would let it
-	// forge its verdict, the cgroup files move it out of its pids limit.
-	for fd := StatusFD; fd <= leafReturnFD; fd++ {
-		unix.CloseOnExec(fd)
-	}
+	// The status pipe must not reach the program: it would let it forge its verdict.
+	unix.CloseOnExec(StatusFD)
 	status := os.NewFile(StatusFD, "status")
 	report := func(st Status) {
 		b, _ := json.Marshal(st)
@@ -468,13 +460,6 @@ func startProgram(cfg *Config, stdin *os.File) (*os.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The program is born in the pids leaf: on v1 this thread joins it for the fork.
-	v1Leaf := fdOpen(leafReturnFD)
-	if v1Leaf {
-		if err := writeTid(leafFD, unix.Gettid()); err != nil {
-			return nil, fmt.Errorf("join the pids cgroup: %w", err)
-		}
-	}
 	p, err := os.StartProcess(bin, cfg.Argv, &os.ProcAttr{
 		Dir:   "/work",
 		Env:   cfg.Env,
@@ -485,34 +470,10 @@ func startProgram(cfg *Config, stdin *os.File) (*os.Process, error) {
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	})
-	switch {
-	case v1Leaf:
-		if lerr := writeTid(leafReturnFD, unix.Gettid()); lerr != nil && err == nil {
-			_ = p.Kill()
-			return nil, fmt.Errorf("leave the pids cgroup: %w", lerr)
-		}
-	case err == nil && fdOpen(leafFD):
-		if lerr := writeTid(leafFD, p.Pid); lerr != nil {
-			_ = p.Kill()
-			return nil, fmt.Errorf("move the program to the pids cgroup: %w", lerr)
-		}
-	}
 	if err != nil {
 		return nil, err
 	}
-	unix.Close(leafFD)
-	unix.Close(leafReturnFD)
 	return p, nil
-}
-
-func fdOpen(fd int) bool {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil
-}
-
-func writeTid(fd, tid int) error {
-	_, err := unix.Write(fd, []byte(strconv.Itoa(tid)))
-	return err
 }
 
 // lookPath finds a command in the box's PATH, as the program's environment has it.
