@@ -80,12 +80,12 @@ func (l *Limits) UnmarshalJSON(b []byte) error {
 
 // Diagnostic locates the error of a syntax_error or runtime_error in the user's code.
 type Diagnostic struct {
-	Type    string `json:"type"`              // "SyntaxError", "ZeroDivisionError", "TypeError", …
-	Message string `json:"message"`           // the interpreter's message, without the type
-	File    string `json:"file,omitempty"`    // relative to the work directory
-	Line    int    `json:"line,omitempty"`    // 1-based; 0 when unknown
-	Column  int    `json:"column,omitempty"`  // 1-based; 0 when unknown
-	Hint    string `json:"hint,omitempty"`    // such as "the memory limit is 256 MiB"
+	Type    string `json:"type"`             // "SyntaxError", "ZeroDivisionError", "TypeError", …
+	Message string `json:"message"`          // the interpreter's message, without the type
+	File    string `json:"file,omitempty"`   // relative to the work directory
+	Line    int    `json:"line,omitempty"`   // 1-based; 0 when unknown
+	Column  int    `json:"column,omitempty"` // 1-based; 0 when unknown
+	Hint    string `json:"hint,omitempty"`   // such as "the memory limit is 256 MiB"
 }
 
 // RunResult is what one sandboxed run did, the same for every backend.
@@ -94,7 +94,7 @@ type Diagnostic struct {
 // exited, Signal (a name such as "SIGSEGV") when a signal ended it, SIGKILL included
 // when runbox killed it for a limit. Neither is set for sandbox_error.
 //
-// Stdout, Stderr and Output hold raw bytes (a Go string may hold any bytes). In JSON
+// Stdout and Stderr hold raw bytes (a Go string may hold any bytes). In JSON
 // each is a string when it is valid UTF-8, and otherwise the standard base64 of the
 // bytes with "base64" in the matching *_encoding field, so the JSON stays valid.
 type RunResult struct {
@@ -114,9 +114,6 @@ type RunResult struct {
 	StderrTruncated bool   `json:"stderr_truncated"`
 	StdoutBytes     int64  `json:"stdout_bytes"` // everything the program wrote, kept or not
 	StderrBytes     int64  `json:"stderr_bytes"`
-	// Output is both streams interleaved in arrival order, when the spec asked for it.
-	Output          string `json:"-"`
-	OutputTruncated bool   `json:"output_truncated,omitempty"`
 
 	WallTime   time.Duration `json:"-"`
 	CPUTime    time.Duration `json:"-"` // of the whole run, all processes and threads
@@ -137,8 +134,6 @@ type runResultWire struct {
 	StdoutEncoding string  `json:"stdout_encoding,omitempty"`
 	Stderr         string  `json:"stderr"`
 	StderrEncoding string  `json:"stderr_encoding,omitempty"`
-	Output         *string `json:"output,omitempty"`
-	OutputEncoding string  `json:"output_encoding,omitempty"`
 	WallTimeMS     float64 `json:"wall_time_ms"`
 	CPUTimeMS      float64 `json:"cpu_time_ms"`
 }
@@ -149,10 +144,6 @@ func (r RunResult) MarshalJSON() ([]byte, error) {
 		WallTimeMS: ms(r.WallTime), CPUTimeMS: ms(r.CPUTime)}
 	w.Stdout, w.StdoutEncoding = encodeBytes(r.Stdout)
 	w.Stderr, w.StderrEncoding = encodeBytes(r.Stderr)
-	if r.Output != "" {
-		out, enc := encodeBytes(r.Output)
-		w.Output, w.OutputEncoding = &out, enc
-	}
 	return json.Marshal(w)
 }
 
@@ -168,11 +159,6 @@ func (r *RunResult) UnmarshalJSON(b []byte) error {
 	}
 	if r.Stderr, err = decodeBytes(w.Stderr, w.StderrEncoding); err != nil {
 		return err
-	}
-	if w.Output != nil {
-		if r.Output, err = decodeBytes(*w.Output, w.OutputEncoding); err != nil {
-			return err
-		}
 	}
 	r.WallTime = time.Duration(w.WallTimeMS * float64(time.Millisecond))
 	r.CPUTime = time.Duration(w.CPUTimeMS * float64(time.Millisecond))

@@ -173,8 +173,11 @@ func (p *Prepared) classify(r *Result, f Facts) {
 	if p.Language == nil || p.Language.Classify == nil {
 		return
 	}
-	v := p.Language.Classify(lang.Outcome{File: p.File, ExitCode: f.ExitCode, Signal: f.Signal,
-		Stdout: []byte(r.Stdout), Stderr: []byte(r.Stderr)})
+	out := lang.Outcome{File: p.File, ExitCode: f.ExitCode, Signal: f.Signal, Stdout: []byte(r.Stdout), Stderr: []byte(r.Stderr)}
+	if p.Combined {
+		out.Stdout, out.Stderr = nil, out.Stdout // the report is at the end of the one stream
+	}
+	v := p.Language.Classify(out)
 	if v.SyntaxError {
 		r.Status = StatusSyntaxError
 	}

@@ -40,7 +40,10 @@ type Spec struct {
 	// Env adds variables to the box's base environment (BaseEnv); nothing of the
 	// host's environment enters the box.
 	Env map[string]string `json:"env,omitempty"`
-	// Combined also returns both output streams interleaved in arrival order.
+	// Combined gives the program one output for both streams (2>&1): Result.Stdout
+	// holds everything in the exact order it was written, under the stdout limit, and
+	// Stderr is empty. Two streams captured apart cannot keep their relative order;
+	// this is the way to get it.
 	Combined bool `json:"combined,omitempty"`
 	// Limits bound the run; zero fields take the defaults.
 	Limits Limits `json:"limits"`

@@ -83,7 +83,7 @@ func TestPrepareDefaults(t *testing.T) {
 func TestResultJSONRoundTrip(t *testing.T) {
 	code := 3
 	r := sandbox.Result{RunID: "x", Status: sandbox.StatusRuntimeError, ExitCode: &code,
-		Stdout: "ok\n", Stderr: "bad \xff\x00 bytes", Output: "\x80", WallTime: 1500 * time.Microsecond,
+		Stdout: "ok\n", Stderr: "bad \xff\x00 bytes", WallTime: 1500 * time.Microsecond,
 		Limits: sandbox.WithDefaults(sandbox.Limits{})}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -96,7 +96,7 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Stdout != r.Stdout || back.Stderr != r.Stderr || back.Output != r.Output || back.WallTime != r.WallTime ||
+	if back.Stdout != r.Stdout || back.Stderr != r.Stderr || back.WallTime != r.WallTime ||
 		*back.ExitCode != 3 || back.Limits != r.Limits {
 		t.Fatalf("round trip: %+v\nwant %+v", back, r)
 	}

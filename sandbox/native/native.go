@@ -69,11 +69,14 @@ type Backend struct {
 	log      *slog.Logger
 	landlock bool
 
-	mu       sync.Mutex
-	closed   bool
-	runs     sync.WaitGroup
-	warm     chan *box
-	idle     map[int]string // warm boxes: init pid → cgroup name, for Leftovers
+	mu     sync.Mutex
+	closed bool
+	runs   sync.WaitGroup
+	warm   chan *box
+	idle   map[int]string // warm boxes: init pid → cgroup name, for Leftovers
+	// warming is held (read) by the filler from a box's start until it is in idle,
+	// and taken by Leftovers, so that no warm box is ever seen half registered.
+	warming  sync.RWMutex
 	warmOnce sync.Once
 	stopWarm chan struct{}
 	filler   sync.WaitGroup
@@ -171,7 +174,7 @@ func (bx *box) discard() {
 
 // spawn starts a box with the largest limits; the run sets its own before it sends
 // the config.
-func (b *Backend) spawn(combined bool) (*box, error) {
+func (b *Backend) spawn() (*box, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -201,7 +204,6 @@ func (b *Backend) spawn(combined bool) (*box, error) {
 		Stdout:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
 		Stderr:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
 		OutputLimit: sandbox.MaxOutput,
-		Combined:    combined,
 		StopSignal:  syscall.SIGKILL,
 		Grace:       -1,
 		Containment: proc.ContainCgroup,
@@ -220,9 +222,9 @@ func (b *Backend) spawn(combined bool) (*box, error) {
 }
 
 // take returns a warm box, or a new one when none is ready, and has the pool refilled.
-func (b *Backend) take(combined bool) (*box, error) {
-	if b.warm == nil || combined {
-		return b.spawn(combined)
+func (b *Backend) take() (*box, error) {
+	if b.warm == nil {
+		return b.spawn()
 	}
 	b.warmOnce.Do(func() {
 		b.filler.Add(1)
@@ -241,14 +243,21 @@ func (b *Backend) take(combined bool) (*box, error) {
 		}
 	default:
 	}
-	return b.spawn(false)
+	return b.spawn()
 }
 
 // fill keeps the warm pool full until Close.
 func (b *Backend) fill() {
 	defer b.filler.Done()
 	for {
-		bx, err := b.spawn(false)
+		b.warming.RLock()
+		bx, err := b.spawn()
+		if err == nil {
+			b.mu.Lock()
+			b.idle[bx.proc.Pid()] = bx.proc.CgroupName()
+			b.mu.Unlock()
+		}
+		b.warming.RUnlock()
 		if err != nil {
 			b.log.Debug("native: warm box", "err", err)
 			select {
@@ -258,9 +267,6 @@ func (b *Backend) fill() {
 				continue
 			}
 		}
-		b.mu.Lock()
-		b.idle[bx.proc.Pid()] = bx.proc.CgroupName()
-		b.mu.Unlock()
 		select {
 		case b.warm <- bx:
 		case <-b.stopWarm:
@@ -272,7 +278,7 @@ func (b *Backend) fill() {
 
 func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
 	lim := p.Limits
-	bx, err := b.take(p.Combined)
+	bx, err := b.take()
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +343,6 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	res.Stdout, res.Stderr = string(pres.Stdout), string(pres.Stderr)
 	res.StdoutBytes, res.StderrBytes = pres.StdoutBytes, pres.StderrBytes
 	res.StdoutTruncated, res.StderrTruncated = pres.StdoutBytes > lim.Stdout, pres.StderrBytes > lim.Stderr
-	res.Output, res.OutputTruncated = string(pres.Combined), pres.CombinedTruncated
 	res.WallTime = wall
 	var oomKills int
 	if u := pres.Usage; u != nil {
@@ -385,6 +390,7 @@ func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
 		Argv:      p.Command,
 		Env:       p.Env,
 		StdinSize: int64(len(p.Stdin)),
+		Combined:  p.Combined,
 		Loopback:  lim.Network == api.NetworkLoopback,
 		TmpSize:   lim.TmpSize,
 		TmpInodes: lim.TmpInodes,
@@ -489,7 +495,23 @@ func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 	}
 }
 
+// HeldProcesses returns the pids of the warm boxes' inits: processes the backend
+// keeps on purpose between runs (each waits for a run, with nothing of a run in it).
+func (b *Backend) HeldProcesses() []int {
+	b.warming.Lock()
+	defer b.warming.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pids := make([]int, 0, len(b.idle))
+	for pid := range b.idle {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
 func (b *Backend) leftovers() []string {
+	b.warming.Lock()
+	defer b.warming.Unlock()
 	b.mu.Lock()
 	idle := make(map[int]bool, len(b.idle))
 	idleCg := make(map[string]bool, len(b.idle))

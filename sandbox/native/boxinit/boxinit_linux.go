@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -55,6 +56,7 @@ type Config struct {
 	Env       []string `json:"env"`
 	Files     []File   `json:"files"`
 	StdinSize int64    `json:"stdin_size,omitempty"` // the bytes after the files
+	Combined  bool     `json:"combined,omitempty"`   // stderr goes to stdout (2>&1)
 	Loopback  bool     `json:"loopback"`
 	TmpSize   int64    `json:"tmp_size"`
 	TmpInodes int      `json:"tmp_inodes"`
@@ -95,8 +97,14 @@ func runInit() {
 	// Everything happens on this thread: the Landlock domain, the capability bounding
 	// set and no_new_privs are per thread, and the program is forked from it.
 	runtime.LockOSThread()
-	// The status pipe must not reach the program: it would let it forge its verdict.
-	unix.CloseOnExec(StatusFD)
+	// Nothing but stdin, stdout and stderr may reach the program: the status pipe
+	// would let it forge its verdict, and whatever the host's process inherited from
+	// its own parent is none of the box's business.
+	if err := unix.CloseRange(StatusFD, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		for fd := StatusFD; fd < 1024; fd++ {
+			unix.CloseOnExec(fd)
+		}
+	}
 	status := os.NewFile(StatusFD, "status")
 	report := func(st Status) {
 		b, _ := json.Marshal(st)
@@ -460,10 +468,14 @@ func startProgram(cfg *Config, stdin *os.File) (*os.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	errOut := os.Stderr
+	if cfg.Combined {
+		errOut = os.Stdout
+	}
 	p, err := os.StartProcess(bin, cfg.Argv, &os.ProcAttr{
 		Dir:   "/work",
 		Env:   cfg.Env,
-		Files: []*os.File{stdin, os.Stdout, os.Stderr},
+		Files: []*os.File{stdin, os.Stdout, errOut},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: UID, Gid: UID, Groups: []uint32{}},
