@@ -378,7 +378,9 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	if f.Limit != "" || (!st.Started && oomKills > 0) {
 		f.Exited, f.ExitCode, f.Signal = false, 0, syscall.SIGKILL
 	}
-	f.OOMKilled = oomKills > 0 && !(f.Exited && f.ExitCode == 0)
+	// Any process of the run killed for memory makes the verdict oom, even when the
+	// main one carried on: the limit was hit, and what the run computed is suspect.
+	f.OOMKilled = oomKills > 0
 	p.Finish(res, f)
 	return res, nil
 }
@@ -534,10 +536,38 @@ func (b *Backend) leftovers() []string {
 			}
 		}
 	}
+	// Only this process's boxes: another runbox (or test binary) on the host has its
+	// own. A box's processes cannot leave its pid namespace, so they stay descendants.
+	parent := make(map[int]int)
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if i := strings.LastIndexByte(string(data), ')'); i > 0 {
+			if fields := strings.Fields(string(data[i+1:])); len(fields) > 1 {
+				parent[pid], _ = strconv.Atoi(fields[1])
+			}
+		}
+	}
+	ours := func(pid int) bool {
+		for range 64 {
+			pid = parent[pid]
+			if pid == os.Getpid() {
+				return true
+			}
+			if pid <= 1 {
+				return false
+			}
+		}
+		return false
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, f := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if idle[pid] {
+		if idle[pid] || !ours(pid) {
 			continue
 		}
 		data, err := os.ReadFile(f)

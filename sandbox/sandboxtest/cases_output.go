@@ -80,11 +80,10 @@ process.stderr.write(Buffer.from('err\x00ok\n'));
 `, `printf '\xff\xfe\000abc\000\xc3\x28\n'
 printf 'err\000ok\n' >&2
 `),
-			combined: true,
 			check: func(t *testing.T, o *outcome) {
 				wantExit(t, o, sandbox.StatusOK, 0)
-				if o.Stdout != d4Stdout+d4Stderr || o.Stderr != "" {
-					t.Errorf("combined stdout %q, stderr %q; want %q and nothing", o.Stdout, o.Stderr, d4Stdout+d4Stderr)
+				if o.Stdout != d4Stdout || o.Stderr != d4Stderr {
+					t.Errorf("stdout %q stderr %q, want %q and %q", o.Stdout, o.Stderr, d4Stdout, d4Stderr)
 				}
 				// checkCommon has checked the round trip; this checks the wire form.
 				b, err := json.Marshal(o.Result)
