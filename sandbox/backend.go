@@ -153,12 +153,12 @@ func (p *Prepared) Finish(r *Result, f Facts) {
 		r.Status = StatusTimeout
 	case !f.Exited && f.Signal == syscall.SIGXCPU:
 		r.Status, r.Limit = StatusTimeout, api.LimitCPU // the per-process RLIMIT_CPU
+	case f.Limit == api.LimitStdout || f.Limit == api.LimitStderr:
+		r.Status = StatusOutputLimit
 	case f.OOMKilled:
 		r.Status, r.Limit = StatusOOM, api.LimitMemory
 		r.Diagnostic = &Diagnostic{Type: "OOM", Message: "killed by the kernel for exceeding the memory limit",
 			Hint: memoryHint(p.Limits.Memory)}
-	case f.Limit == api.LimitStdout || f.Limit == api.LimitStderr:
-		r.Status = StatusOutputLimit
 	case !f.Exited:
 		r.Status = StatusSignaled
 	case f.ExitCode == 0:

@@ -101,3 +101,32 @@ func TestResultJSONRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v\nwant %+v", back, r)
 	}
 }
+
+// A limit runbox enforced decides the verdict over the kernel's OOM kill that may
+// come while the run is being stopped, then OOM over how the program ended.
+func TestFinishPrecedence(t *testing.T) {
+	p, err := sandbox.Prepare(sandbox.Spec{Command: []string{"/bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f      sandbox.Facts
+		status sandbox.Status
+		limit  string
+	}{
+		{sandbox.Facts{Signal: 9, Limit: api.LimitStderr, OOMKilled: true}, sandbox.StatusOutputLimit, api.LimitStderr},
+		{sandbox.Facts{Signal: 9, Limit: api.LimitWall, OOMKilled: true}, sandbox.StatusTimeout, api.LimitWall},
+		{sandbox.Facts{Exited: true, OOMKilled: true}, sandbox.StatusOOM, api.LimitMemory},
+		{sandbox.Facts{Signal: 11}, sandbox.StatusSignaled, ""},
+		{sandbox.Facts{Signal: 24}, sandbox.StatusTimeout, api.LimitCPU},
+		{sandbox.Facts{Exited: true, ExitCode: 3}, sandbox.StatusRuntimeError, ""},
+		{sandbox.Facts{Exited: true}, sandbox.StatusOK, ""},
+	} {
+		r := p.NewResult("test")
+		p.Finish(r, tc.f)
+		if r.Status != tc.status || r.Limit != tc.limit || (r.ExitCode != nil) == (r.Signal != "") {
+			t.Errorf("Finish(%+v): status %s limit %q exit %v signal %q; want %s %q and one of exit code or signal",
+				tc.f, r.Status, r.Limit, r.ExitCode, r.Signal, tc.status, tc.limit)
+		}
+	}
+}
