@@ -65,7 +65,7 @@ python=/usr/bin/python3
 [[ -x $python ]] || { echo "missing $python" >&2; exit 1; }
 bwrap=$(command -v bwrap) || { echo "missing bwrap: apt-get install bubblewrap" >&2; exit 1; }
 nsjail=${NSJAIL:-$(command -v nsjail || true)}
-nsjail_why="no nsjail on PATH or in \$NSJAIL; Debian bookworm and sid do not package it, its source is on github.com"
+nsjail_why="no nsjail on PATH or in \$NSJAIL; Debian bookworm and sid do not package it, its source is not reachable from this machine"
 [[ -z $nsjail || -x $nsjail ]] || { nsjail_why="$nsjail is not executable"; nsjail=; }
 
 tmp=$(mktemp -d)
