@@ -88,6 +88,7 @@ executed; 127 when it is not found.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(NewExecCmd(ios, nil))
 	root.AddCommand(NewMapCmd(ios, nil))
+	root.AddCommand(NewRunCmd(ios, nil))
 	root.AddCommand(NewDoctorCmd(ios, nil))
 	return root
 }

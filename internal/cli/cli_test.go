@@ -53,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"killproc": cmdKill,
 			"waitfile": cmdWaitFile,
 			"ndjson":   cmdNDJSON,
+			"runjson":  cmdRunJSON,
 		},
 	})
 }
@@ -222,5 +223,56 @@ func cmdNDJSON(ts *testscript.TestScript, neg bool, args []string) {
 		case ev.Type == api.EventProgress && ev.Progress == nil:
 			ts.Fatalf("line %d: progress event without progress", i+1)
 		}
+	}
+}
+
+// runjson FILE=STATUS... checks that stdout is `runbox run --json`: one result per
+// script (the sandbox result with "file", or "file" and "error") and a summary line,
+// with the given statuses ("error" for a script that could not run).
+func cmdRunJSON(ts *testscript.TestScript, neg bool, args []string) {
+	lines := strings.Split(strings.TrimRight(ts.ReadFile("stdout"), "\n"), "\n")
+	got := map[string]string{}
+	for i, line := range lines[:len(lines)-1] {
+		var r struct {
+			api.RunResult
+			File  string `json:"file"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &r.RunResult); err != nil {
+			ts.Fatalf("line %d is not a result: %v: %s", i+1, err, line)
+		}
+		var extra struct {
+			File  string `json:"file"`
+			Error string `json:"error"`
+		}
+		ts.Check(json.Unmarshal([]byte(line), &extra))
+		status := string(r.Status)
+		if status == "" {
+			if extra.Error == "" {
+				ts.Fatalf("line %d has neither a status nor an error: %s", i+1, line)
+			}
+			status = "error"
+		}
+		if extra.File == "" {
+			ts.Fatalf("line %d has no file: %s", i+1, line)
+		}
+		got[extra.File] = status
+	}
+	var sum struct {
+		Summary *struct {
+			Scripts, Failed int
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Summary == nil || sum.Summary.Scripts != len(lines)-1 {
+		ts.Fatalf("last line is not the summary of %d scripts: %s", len(lines)-1, lines[len(lines)-1])
+	}
+	for _, a := range args {
+		file, want, _ := strings.Cut(a, "=")
+		if got[file] != want {
+			ts.Fatalf("%s: status %q, want %q (all: %v)", file, got[file], want, got)
+		}
+	}
+	if len(args) > 0 && len(got) != len(args) {
+		ts.Fatalf("%d results, want %d: %v", len(got), len(args), got)
 	}
 }

@@ -1,0 +1,2 @@
+const words = ['sandbox', 'runs', 'untrusted', 'code'];
+console.log(words.map((w) => w.toUpperCase()).join(' '));

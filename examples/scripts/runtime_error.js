@@ -1,0 +1,3 @@
+const config = JSON.parse('{"retries": 3}');
+console.log('retries', config.retries);
+console.log(config.server.host);
