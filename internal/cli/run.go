@@ -20,6 +20,8 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/runboxhq/runbox/internal/iostreams"
 	"github.com/runboxhq/runbox/internal/logfile"
@@ -160,8 +162,16 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	defer stop()
 
 	out := &runPrinter{io: opts.IO, json: opts.JSON, showOutput: len(tasks) == 1}
-	ts := &runner.Tasks{Backend: backend, Parallel: opts.Jobs, Log: appLog, Lines: lines, Finished: out.finished}
+	if !opts.JSON && opts.IO.IsTerminal() {
+		out.live = mpb.New(mpb.WithOutput(opts.IO.ErrOut), mpb.WithWidth(1), mpb.WithRefreshRate(barRefresh))
+		out.bars = make(map[int]*mpb.Bar)
+	}
+	ts := &runner.Tasks{Backend: backend, Parallel: opts.Jobs, Log: appLog, Lines: lines,
+		Started: out.started, Finished: out.finished}
 	results := ts.Run(ctx, tasks)
+	if out.live != nil {
+		out.live.Wait()
+	}
 	out.summary(results)
 	for _, r := range results {
 		if r.Failed() {
@@ -313,6 +323,20 @@ type runPrinter struct {
 	// showOutput passes a lone script's output through before its verdict; the
 	// output of many goes to the logs (and --json) only.
 	showOutput bool
+	// On a terminal, one live line (a spinner and the time so far) per running
+	// script; verdicts are printed above them.
+	live *mpb.Progress
+	bars map[int]*mpb.Bar
+}
+
+func (p *runPrinter) started(i int, t runner.Task) {
+	if p.live == nil {
+		return
+	}
+	p.bars[i] = p.live.New(0, mpb.SpinnerStyle(),
+		mpb.PrependDecorators(decor.Name(t.Name+" ", decor.WC{C: decor.DindentRight})),
+		mpb.AppendDecorators(decor.Name(" running "), decor.Elapsed(decor.ET_STYLE_GO)),
+		mpb.BarRemoveOnComplete())
 }
 
 func (p *runPrinter) finished(r runner.TaskResult) {
@@ -325,15 +349,23 @@ func (p *runPrinter) finished(r runner.TaskResult) {
 		p.io.Out.Write(append(b, '\n'))
 		return
 	}
+	out, errOut := p.io.Out, p.io.ErrOut
+	if p.live != nil {
+		out, errOut = p.live, p.live // above the live lines
+		if bar := p.bars[r.Index]; bar != nil {
+			bar.Abort(true)
+			delete(p.bars, r.Index)
+		}
+	}
 	if r.Err != nil {
-		fmt.Fprintf(p.io.Out, "%-13s %s: %v\n", "error", r.Name, r.Err)
+		fmt.Fprintf(out, "%-13s %s: %v\n", "error", r.Name, r.Err)
 		return
 	}
 	if p.showOutput {
-		io.WriteString(p.io.Out, r.Result.Stdout)
-		io.WriteString(p.io.ErrOut, r.Result.Stderr)
+		io.WriteString(out, r.Result.Stdout)
+		io.WriteString(errOut, r.Result.Stderr)
 	}
-	fmt.Fprintf(p.io.Out, "%-13s %s (%s)\n", r.Result.Status, r.Name, r.Result.WallTime.Round(time.Millisecond))
+	fmt.Fprintf(out, "%-13s %s (%s)\n", r.Result.Status, r.Name, r.Result.WallTime.Round(time.Millisecond))
 }
 
 // taskJSON is the sandbox result with the file, or the file and the error that kept it
