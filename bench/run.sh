@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# runbox run over a directory of trivial Python scripts, beside the bare interpreter:
+#
+#   runbox   `runbox run -j 2 DIR` on the native backend (each script in its own box)
+#   bare     the same scripts with /usr/bin/python3 -I -S, one after another, ÷ 2:
+#            the time two cores need just to start Python that many times
+#   docker   one `docker run --rm --network none IMAGE python3 FILE` per script, -P 2
+#            (what a naive Docker runner does), when docker and $RUNBOX_BENCH_IMAGE exist
+#
+# Usage: bench/run.sh [--scripts N] [--rounds N]   (defaults: 200 scripts, 3 rounds)
+# Progress goes to stderr, the report (Markdown) to stdout.
+set -euo pipefail
+
+n=200
+rounds=3
+while (($#)); do
+  case $1 in
+    --scripts) n=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/scripts"
+for i in $(seq -w 1 "$n"); do
+  echo "print($((10#$i)) * 2)" > "$tmp/scripts/s$i.py"
+done
+/usr/local/go/bin/go build -o "$tmp/runbox" ./cmd/runbox
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+: > "$tmp/runbox.t"; : > "$tmp/bare.t"; : > "$tmp/docker.t"
+docker_image=${RUNBOX_BENCH_IMAGE:-}
+for r in $(seq "$rounds"); do
+  echo "round $r/$rounds" >&2
+  t0=$(now)
+  "$tmp/runbox" run -j 2 --logs "$tmp/logs" "$tmp/scripts" > "$tmp/out" || { tail -5 "$tmp/out" >&2; exit 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l >> "$tmp/runbox.t"
+  grep -q "^$n scripts: $n ok$" "$tmp/out" || { echo "not all ok:" >&2; tail -3 "$tmp/out" >&2; exit 1; }
+
+  t0=$(now)
+  for f in "$tmp"/scripts/*.py; do env -i /usr/bin/python3 -I -S "$f" > /dev/null; done
+  t1=$(now)
+  echo "($t1 - $t0) / 2" | bc -l >> "$tmp/bare.t"
+
+  if [[ -n $docker_image ]] && command -v docker > /dev/null; then
+    t0=$(now)
+    ls "$tmp"/scripts/*.py | xargs -P 2 -I{} docker run --rm --network none -v "$tmp/scripts:/s:ro" \
+      "$docker_image" python3 "/s/$(basename {})" > /dev/null
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l >> "$tmp/docker.t"
+  fi
+done
+
+rb=$(median < "$tmp/runbox.t")
+bare=$(median < "$tmp/bare.t")
+printf '## runbox run -j 2 over %d trivial Python scripts (%s, median of %d rounds)\n\n' "$n" "$(date -u +%F)" "$rounds"
+printf '| tool | seconds | per script ms |\n|---|---:|---:|\n'
+printf '| runbox run -j 2 (native) | %.2f | %.1f |\n' "$rb" "$(echo "$rb * 1000 / $n" | bc -l)"
+printf '| bare python3 -I -S, serial ÷ 2 | %.2f | %.1f |\n' "$bare" "$(echo "$bare * 1000 / $n" | bc -l)"
+if [[ -s $tmp/docker.t ]]; then
+  dk=$(median < "$tmp/docker.t")
+  printf '| docker run per script, -P 2 | %.2f | %.1f |\n' "$dk" "$(echo "$dk * 1000 / $n" | bc -l)"
+fi
+printf '\nrunbox / bare = %.2f (target ≤ 1.2)\n' "$(echo "$rb / $bare" | bc -l)"
+if [[ -s $tmp/docker.t ]]; then
+  printf 'docker / runbox = %.1f (target ≥ 20)\n' "$(echo "$dk / $rb" | bc -l)"
+else
+  echo "docker: not measured (set RUNBOX_BENCH_IMAGE to an image with python3, and have docker)"
+fi
