@@ -16,6 +16,7 @@ var Bash = register(&Language{
 	Aliases:     []string{"sh", "shell"},
 	Extensions:  []string{".sh"},
 	Interpreter: bashPath,
+	Package:     "bash",
 	CodeFile:    "main.sh",
 	Args: func(file string, args []string) []string {
 		return argv(bashPath, nil, file, args)

@@ -16,6 +16,7 @@ var JavaScript = register(&Language{
 	Aliases:     []string{"js", "node"},
 	Extensions:  []string{".js", ".mjs", ".cjs"},
 	Interpreter: nodePath,
+	Package:     "nodejs",
 	CodeFile:    "main.js",
 	Args: func(file string, args []string) []string {
 		return argv(nodePath, nil, file, args)

@@ -52,6 +52,9 @@ type Language struct {
 	Extensions []string // ".py", with the dot
 	// Interpreter is the absolute path of the interpreter.
 	Interpreter string
+	// Package is the Debian package that installs Interpreter, for the error that
+	// says how to get it.
+	Package string
 	// CodeFile is the file name inline code is written to ("main.py").
 	CodeFile string
 	// Args returns the interpreter's argv (Interpreter first) to run file, a path

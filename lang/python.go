@@ -15,6 +15,7 @@ var Python = register(&Language{
 	Aliases:     []string{"py", "python3"},
 	Extensions:  []string{".py"},
 	Interpreter: pythonPath,
+	Package:     "python3-minimal",
 	CodeFile:    "main.py",
 	// -E ignores PYTHON* variables, -s the user's site-packages, -u buffers nothing so
 	// output interleaves as written and survives a kill, and -B writes no __pycache__

@@ -389,6 +389,10 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 			break // the kernel killed the program as it started; the verdict is oom
 		}
 		if st.Stage == "exec" {
+			if l := p.Language; l != nil && strings.Contains(st.Error, l.Interpreter) {
+				return nil, fmt.Errorf("the %s interpreter %s could not be started (%s): install it on the host, whose /usr the box sees (Debian: apt-get install %s)",
+					l.Name, l.Interpreter, st.Error, l.Package)
+			}
 			return nil, fmt.Errorf("the program could not be started: %s", st.Error)
 		}
 		return nil, fmt.Errorf("box setup failed at %s: %s", st.Stage, st.Error)
