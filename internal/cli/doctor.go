@@ -84,6 +84,9 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		allWork = allWork && r.Works
 		reports = append(reports, r)
 	}
+	if len(opts.Backends) == 0 {
+		reports = append(reports, dockerReport(ctx)) // not a registered backend yet: not counted
+	}
 	out := opts.IO.Out
 	if opts.JSON {
 		enc := json.NewEncoder(out)
