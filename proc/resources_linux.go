@@ -24,11 +24,11 @@ import (
 func prepareResourceCgroup(res *Resources, sys *syscall.SysProcAttr, req *spawnRequest) (*cgroupBox, error) {
 	h := probeCgroups()
 	if h.err != nil {
-		return nil, fmt.Errorf("proc: Resources need a cgroup: %w", h.err)
+		return nil, fmt.Errorf("%w: %w", ErrNoCgroup, h.err)
 	}
 	box, err := newResourceBox(h, res)
 	if err != nil {
-		return nil, fmt.Errorf("proc: create resource cgroup: %w", err)
+		return nil, fmt.Errorf("%w: create: %w", ErrNoCgroup, err)
 	}
 	if box.v2 != nil {
 		sys.UseCgroupFD, sys.CgroupFD = true, box.fd

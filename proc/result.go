@@ -178,6 +178,9 @@ var (
 	ErrPermission = errors.New("proc: permission denied")
 	ErrExecFormat = errors.New("proc: exec format error")
 	ErrStart      = errors.New("proc: could not start") // any other start failure
+	// ErrNoCgroup is wrapped when Cmd.Resources asked for a cgroup that could not be
+	// made (no cgroup file system, no privilege, no delegation).
+	ErrNoCgroup = errors.New("proc: no cgroup for Resources")
 
 	ErrNotInteractive = errors.New("proc: process was not started with Cmd.Interactive")
 	ErrInputClosed    = errors.New("proc: input closed")

@@ -173,7 +173,8 @@ func (p *Prepared) classify(r *Result, f Facts) {
 	if p.Language == nil || p.Language.Classify == nil {
 		return
 	}
-	out := lang.Outcome{File: p.File, ExitCode: f.ExitCode, Signal: f.Signal, Stdout: []byte(r.Stdout), Stderr: []byte(r.Stderr)}
+	out := lang.Outcome{File: p.File, WorkDir: p.WorkDir, ExitCode: f.ExitCode, Signal: f.Signal,
+		Stdout: []byte(r.Stdout), Stderr: []byte(r.Stderr)}
 	if p.Combined {
 		out.Stdout, out.Stderr = nil, out.Stdout // the report is at the end of the one stream
 	}

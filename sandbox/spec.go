@@ -222,6 +222,9 @@ type Prepared struct {
 	Language *lang.Language
 	// File is the code file that runs, for a language.
 	File string
+	// WorkDir is where the program runs as it sees it: WorkDir in a box; a backend that
+	// runs elsewhere sets its own (error reports name files under it).
+	WorkDir string
 }
 
 var (
@@ -239,7 +242,7 @@ func NewRunID() string {
 // Prepare validates spec and returns it ready to run. Every error wraps ErrInvalidSpec
 // and says what is wrong.
 func Prepare(spec Spec) (*Prepared, error) {
-	p := &Prepared{Spec: spec}
+	p := &Prepared{Spec: spec, WorkDir: WorkDir}
 	if p.RunID == "" {
 		p.RunID = NewRunID()
 	} else if !runIDPattern.MatchString(p.RunID) {

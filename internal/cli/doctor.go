@@ -10,6 +10,7 @@ import (
 
 	"github.com/runboxhq/runbox/internal/iostreams"
 	"github.com/runboxhq/runbox/sandbox"
+	_ "github.com/runboxhq/runbox/sandbox/host"   // registers "host"
 	_ "github.com/runboxhq/runbox/sandbox/native" // registers "native"
 )
 

@@ -96,7 +96,7 @@ Exit code: 0 when every script ended ok, 1 when any did not, 2 for bad flags or 
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return runUsage("%v", err) })
 	f := cmd.Flags()
-	f.StringVar(&opts.Backend, "backend", "native", "the sandbox backend")
+	f.StringVar(&opts.Backend, "backend", "native", "the sandbox backend: native, or host (no isolation, for trusted code)")
 	f.IntVarP(&opts.Jobs, "jobs", "j", 1, "scripts run at once")
 	f.BoolVarP(&opts.Recursive, "recursive", "r", false, "run the scripts of subdirectories too")
 	f.DurationVar(&opts.Timeout, "timeout", 0, "wall time limit per script (default 10s)")
