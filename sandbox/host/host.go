@@ -23,7 +23,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox"
 )
@@ -123,27 +122,15 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	if pres == nil || pres.Status == proc.StatusStartError {
 		return nil, fmt.Errorf("the program could not be started: %w", err)
 	}
-	res.Stdout, res.Stderr = string(pres.Stdout), string(pres.Stderr)
+	f := sandbox.Captured(res, pres, lim)
 	if p.Combined {
 		res.Stdout, res.Stderr = string(pres.Combined), ""
 	}
-	res.StdoutBytes, res.StderrBytes = pres.StdoutBytes, pres.StderrBytes
-	res.StdoutTruncated, res.StderrTruncated = pres.StdoutBytes > lim.Stdout, pres.StderrBytes > lim.Stderr
 	res.WallTime = pres.Duration
 	res.CPUTime, res.PeakMemory = pres.UserCPU+pres.SysCPU, pres.MaxRSS
-	f := sandbox.Facts{Exited: pres.Signal == 0, ExitCode: pres.ExitCode, Signal: pres.Signal}
 	if u := pres.Usage; u != nil {
 		res.CPUTime, res.PeakMemory = u.CPU, u.MemoryPeak
 		f.OOMKilled = u.OOMKills > 0
-	}
-	switch pres.Status {
-	case proc.StatusTimeout, proc.StatusCanceled:
-		f.Limit = api.LimitWall
-	case proc.StatusOutputLimit:
-		f.Limit = api.LimitStdout
-		if res.StderrTruncated && !res.StdoutTruncated {
-			f.Limit = api.LimitStderr
-		}
 	}
 	p.Finish(res, f)
 	return res, nil

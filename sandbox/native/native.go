@@ -365,9 +365,8 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 			"program_started", at(st.ProgramNS), "box_empty", at(st.EndedNS), "result", wall)
 	}
 
-	res.Stdout, res.Stderr = string(pres.Stdout), string(pres.Stderr)
-	res.StdoutBytes, res.StderrBytes = pres.StdoutBytes, pres.StderrBytes
-	res.StdoutTruncated, res.StderrTruncated = pres.StdoutBytes > lim.Stdout, pres.StderrBytes > lim.Stderr
+	f := sandbox.Captured(res, pres, lim)
+	f.Exited, f.ExitCode, f.Signal = false, 0, 0 // the init's; the program's come from its report
 	res.WallTime = wall
 	var oomKills int
 	if u := pres.Usage; u != nil {
@@ -375,14 +374,10 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	}
 
 	limitMu.Lock()
-	f := sandbox.Facts{Limit: limitHit}
-	limitMu.Unlock()
-	if pres.Status == proc.StatusOutputLimit {
-		f.Limit = api.LimitStdout
-		if res.StderrTruncated && !res.StdoutTruncated {
-			f.Limit = api.LimitStderr
-		}
+	if limitHit != "" { // our own timers (wall, cpu) stop the box through proc, which saw a kill
+		f.Limit = limitHit
 	}
+	limitMu.Unlock()
 	switch {
 	case st.Stage != "":
 		if oomKills > 0 {
