@@ -167,6 +167,10 @@ type box struct {
 	// exit does not tear them down (unmounting a dozen file systems costs the
 	// kernel about a millisecond): release does, after the result is out.
 	ns []*os.File
+	// base is the box's usage when it was ready (the init's own), which a run's
+	// usage is counted from; memory and processes are the limits its cgroup has.
+	base              proc.Usage
+	memory, processes int64
 }
 
 func (bx *box) discard() {
@@ -175,6 +179,24 @@ func (bx *box) discard() {
 	_, _ = bx.proc.Wait(context.Background())
 	bx.stR.Close()
 	bx.release()
+}
+
+// settle waits until the init is done building the box and blocks for its config (its
+// CPU time stops growing), then records the usage a run is counted from.
+func (bx *box) settle() {
+	var last time.Duration
+	for range 50 {
+		u, err := bx.proc.Usage()
+		if err != nil {
+			return
+		}
+		if last != 0 && u.CPU-last < 50*time.Microsecond {
+			bx.base = u
+			return
+		}
+		last = u.CPU
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // release drops the box's namespaces, in the background.
@@ -225,8 +247,9 @@ func (b *Backend) spawn() (*box, error) {
 		StopSignal:  syscall.SIGKILL,
 		Grace:       -1,
 		Containment: proc.ContainCgroup,
-		Resources:   &proc.Resources{Memory: sandbox.MaxMemory, Pids: sandbox.MaxProcesses + initPids},
-		Logger:      b.log,
+		// The default limits, which most runs keep; a run with others sets its own.
+		Resources: &proc.Resources{Memory: sandbox.DefaultMemory, Pids: sandbox.DefaultProcesses + initPids},
+		Logger:    b.log,
 	}
 	pr, err := cmd.Start(context.Background())
 	cfgR.Close()
@@ -236,7 +259,7 @@ func (b *Backend) spawn() (*box, error) {
 		stR.Close()
 		return nil, fmt.Errorf("start the box: %w", err)
 	}
-	bx := &box{proc: pr, cfgW: cfgW, stR: stR}
+	bx := &box{proc: pr, cfgW: cfgW, stR: stR, memory: sandbox.DefaultMemory, processes: sandbox.DefaultProcesses}
 	for _, ns := range []string{"mnt", "net"} {
 		if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pr.Pid(), ns)); err == nil {
 			bx.ns = append(bx.ns, f)
@@ -277,6 +300,7 @@ func (b *Backend) fill() {
 		b.warming.RLock()
 		bx, err := b.spawn()
 		if err == nil {
+			bx.settle()
 			b.mu.Lock()
 			b.idle[bx.proc.Pid()] = bx.proc.CgroupName()
 			b.mu.Unlock()
@@ -309,13 +333,19 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	defer bx.stR.Close()
 	defer bx.release()
 	pr := bx.proc
-	setup := errors.Join(
-		pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}),
-		pr.SetOutputLimits(lim.Stdout, lim.Stderr))
-	base, uerr := pr.Usage()
-	if err := errors.Join(setup, uerr); err != nil {
+	setup := pr.SetOutputLimits(lim.Stdout, lim.Stderr)
+	if lim.Memory != bx.memory || int64(lim.Processes) != bx.processes {
+		setup = errors.Join(setup, pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}))
+	}
+	base := bx.base
+	if base == (proc.Usage{}) { // a box made for this run: nothing read it yet
+		var uerr error
+		base, uerr = pr.Usage()
+		setup = errors.Join(setup, uerr)
+	}
+	if setup != nil {
 		bx.discard()
-		return nil, fmt.Errorf("set the box's limits: %w", err)
+		return nil, fmt.Errorf("set the box's limits: %w", setup)
 	}
 	started := time.Now()
 	b.log.Debug("native: run", "run", p.RunID, "init", pr.Pid())
