@@ -73,6 +73,7 @@ type Backend struct {
 	closed bool
 	runs   sync.WaitGroup
 	warm   chan *box
+	wanted chan struct{}  // one per warm box to build
 	idle   map[int]string // warm boxes: init pid → cgroup name, for Leftovers
 	// warming is held (read) by the filler from a box's start until it is in idle,
 	// and taken by Leftovers, so that no warm box is ever seen half registered.
@@ -102,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.Warm > 0 {
 		b.warm = make(chan *box, cfg.Warm)
+		b.wanted = make(chan struct{}, cfg.Warm)
 	}
 	_ = proc.RemoveStaleCgroups() // best effort: a box without a cgroup fails on its own, with the reason
 	if abi, err := boxinit.LandlockABI(); err == nil && abi >= 1 {
@@ -171,6 +173,7 @@ type box struct {
 	// usage is counted from; memory and processes are the limits its cgroup has.
 	base              proc.Usage
 	memory, processes int64
+	warm              bool // it came from the warm pool
 }
 
 func (bx *box) discard() {
@@ -274,6 +277,9 @@ func (b *Backend) take() (*box, error) {
 		return b.spawn()
 	}
 	b.warmOnce.Do(func() {
+		for range cap(b.warm) {
+			b.wanted <- struct{}{}
+		}
 		b.filler.Add(1)
 		go b.fill()
 	})
@@ -285,6 +291,7 @@ func (b *Backend) take() (*box, error) {
 		select {
 		case <-bx.proc.Done(): // died while waiting: make another
 			bx.discard()
+			b.used(bx)
 		default:
 			return bx, nil
 		}
@@ -297,6 +304,13 @@ func (b *Backend) take() (*box, error) {
 func (b *Backend) fill() {
 	defer b.filler.Done()
 	for {
+		// A box is built when one was used up and its run is over: building one
+		// (namespaces, mounts, a Go start) takes locks and CPU the run would feel.
+		select {
+		case <-b.wanted:
+		case <-b.stopWarm:
+			return
+		}
 		b.warming.RLock()
 		bx, err := b.spawn()
 		if err == nil {
@@ -315,11 +329,17 @@ func (b *Backend) fill() {
 				continue
 			}
 		}
+		bx.warm = true
+		b.warm <- bx // never blocks: no more boxes are wanted than the pool holds
+	}
+}
+
+// used asks the filler for a box in place of a warm one a run took, once the run is over.
+func (b *Backend) used(bx *box) {
+	if bx.warm {
 		select {
-		case b.warm <- bx:
-		case <-b.stopWarm:
-			bx.discard()
-			return
+		case b.wanted <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -330,6 +350,7 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	if err != nil {
 		return nil, err
 	}
+	defer b.used(bx)
 	defer bx.stR.Close()
 	defer bx.release()
 	pr := bx.proc
