@@ -27,7 +27,7 @@ func (s *suite) outputCases() []*hostileCase {
 while True:
     sys.stdout.write(chunk)
 `, `const chunk = 'y'.repeat(4095) + '\n';
-for (;;) process.stdout.write(chunk);
+for (;;) writeAll(1, chunk);
 `, `yes
 escaped "yes ended"
 `),
@@ -42,7 +42,7 @@ escaped "yes ended"
 while True:
     sys.stderr.write(chunk)
 `, `const chunk = 'y'.repeat(4095) + '\n';
-for (;;) process.stderr.write(chunk);
+for (;;) writeAll(2, chunk);
 `, `yes >&2
 escaped "yes ended"
 `),
@@ -58,7 +58,7 @@ for _ in range(1024):
     sys.stdout.write(chunk)
 escaped("wrote 1 GiB")
 `, `const chunk = Buffer.alloc(1 << 20, 'x');
-for (let i = 0; i < 1024; i++) process.stdout.write(chunk);
+for (let i = 0; i < 1024; i++) writeAll(1, chunk);
 escaped('wrote 1 GiB');
 `, `head -c 1073741824 /dev/zero | tr '\0' x
 escaped "wrote 1 GiB"
@@ -127,7 +127,7 @@ try {
 }
 console.log('size=' + fs.statSync('/work/out.bin').size + ' error=' + err);
 const line = 'z'.repeat(4095) + '\n';
-for (;;) process.stdout.write(line);
+for (;;) writeAll(1, line);
 `, `head -c 2097152 /dev/zero >/work/out.bin 2>/dev/null
 rc=$?
 echo "size=$(stat -c %s /work/out.bin) rc=$rc"

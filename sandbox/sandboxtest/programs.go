@@ -15,6 +15,10 @@ import (
 // got where it must not, and attempt tries something that must fail and prints
 // "WHAT BLOCKED REASON" when it does (the errno's name, or Bash's message of it), or the
 // marker when it does not. Cases whose programs report line numbers (J) go without.
+// JavaScript also gets writeAll, a write to a descriptor that waits for the pipe
+// instead of queueing in the program's memory, as process.stdout.write does once the
+// pipe is full and the event loop never turns: a flood then ends in the box's memory
+// limit before its output limit.
 const (
 	pyPrelude = `import errno, os, sys
 
@@ -47,6 +51,16 @@ function attempt(what, fn) {
     return;
   }
   escaped(what);
+}
+function writeAll(fd, data) {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  for (let off = 0; off < buf.length;) {
+    try {
+      off += fs.writeSync(fd, buf, off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+    }
+  }
 }
 
 `
