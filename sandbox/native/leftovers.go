@@ -1,0 +1,146 @@
+package native
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+)
+
+// Leftovers lists what runs of this process left on the host: resource cgroups that
+// still exist, and processes running as a box's uids, warm boxes aside. Empty between
+// runs. A finished run's cgroup is removed in the background; Leftovers gives that up
+// to a second.
+func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
+	var out []string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		out = b.leftovers()
+		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
+}
+
+// HeldProcesses returns the pids of the warm boxes' inits: processes the backend
+// keeps on purpose between runs (each waits for a run, with nothing of a run in it).
+func (b *Backend) HeldProcesses() []int {
+	b.warming.Lock()
+	defer b.warming.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pids := make([]int, 0, len(b.idle))
+	for pid := range b.idle {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func (b *Backend) leftovers() []string {
+	b.warming.Lock()
+	defer b.warming.Unlock()
+	b.mu.Lock()
+	idle := make(map[int]bool, len(b.idle))
+	idleCg := make(map[string]bool, len(b.idle))
+	for pid, cg := range b.idle {
+		idle[pid], idleCg[cg] = true, true
+	}
+	b.mu.Unlock()
+	var out []string
+	prefix := fmt.Sprintf("runbox-proc-%d-r", os.Getpid())
+	for _, ctrl := range []string{"memory", "pids", "cpuacct", "freezer"} {
+		own, err := ownCgroup(ctrl)
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join("/sys/fs/cgroup", ctrl, own)
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) && !idleCg[e.Name()] {
+				out = append(out, "cgroup "+filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	// Only this process's boxes: another runbox (or test binary) on the host has its
+	// own. A box's processes cannot leave its pid namespace, so they stay descendants.
+	parent := make(map[int]int)
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if i := strings.LastIndexByte(string(data), ')'); i > 0 {
+			if fields := strings.Fields(string(data[i+1:])); len(fields) > 1 {
+				parent[pid], _ = strconv.Atoi(fields[1])
+			}
+		}
+	}
+	ours := func(pid int) bool {
+		for range 64 {
+			pid = parent[pid]
+			if pid == os.Getpid() {
+				return true
+			}
+			if pid <= 1 {
+				return false
+			}
+		}
+		return false
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, f := range procs {
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if idle[pid] || !ours(pid) {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var uid uint64
+		var state string
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if fields := strings.Fields(v); len(fields) > 0 {
+					uid, _ = strconv.ParseUint(fields[0], 10, 32)
+				}
+			}
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				state = strings.TrimSpace(v)
+			}
+		}
+		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxinit.UID && !strings.HasPrefix(state, "Z") {
+			out = append(out, fmt.Sprintf("process %d (uid %d, %s)", pid, uid, state))
+		}
+	}
+	return out
+}
+
+// ownCgroup returns this process's cgroup path in a v1 controller, or v2 for "".
+func ownCgroup(controller string) (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if controller == "" && parts[0] == "0" {
+			return parts[2], nil
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if controller != "" && c == controller {
+				return parts[2], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no %q cgroup", controller)
+}

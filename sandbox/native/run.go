@@ -1,0 +1,239 @@
+package native
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/runboxhq/runbox/api"
+	"github.com/runboxhq/runbox/proc"
+	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+)
+
+func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
+	lim := p.Limits
+	bx, err := b.take()
+	if err != nil {
+		return nil, err
+	}
+	defer b.used(bx)
+	defer bx.stR.Close()
+	defer bx.release()
+	pr := bx.proc
+	setup := pr.SetOutputLimits(lim.Stdout, lim.Stderr)
+	if lim.Memory != bx.memory || int64(lim.Processes) != bx.processes {
+		setup = errors.Join(setup, pr.UpdateResources(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}))
+	}
+	base := bx.base
+	if base == (proc.Usage{}) { // a box made for this run: nothing read it yet
+		var uerr error
+		base, uerr = pr.Usage()
+		setup = errors.Join(setup, uerr)
+	}
+	if setup != nil {
+		bx.discard()
+		return nil, fmt.Errorf("set the box's limits: %w", setup)
+	}
+	started := time.Now()
+	b.log.Debug("native: run", "run", p.RunID, "init", pr.Pid())
+
+	// The config goes in while the run's clock ticks: a box that does not read it
+	// is killed by the wall limit like any other.
+	writeErr := make(chan error, 1)
+	go func() {
+		cfg, contents := b.initConfig(p)
+		err := writeConfig(bx.cfgW, cfg, contents, p.Stdin)
+		bx.cfgW.Close()
+		writeErr <- err
+	}()
+	var limitHit string
+	var limitMu sync.Mutex
+	stop := func(limit string) {
+		limitMu.Lock()
+		if limitHit == "" {
+			limitHit = limit
+		}
+		limitMu.Unlock()
+		_ = pr.SignalTree(syscall.SIGKILL)
+	}
+	wallTimer := time.AfterFunc(lim.WallTime, func() { stop(api.LimitWall) })
+	defer wallTimer.Stop()
+	go watchCPU(pr, base.CPU, lim.CPUTime, func() { stop(api.LimitCPU) })
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop(api.LimitWall)
+		case <-pr.Done():
+		}
+	}()
+
+	pres, err := pr.Wait(context.Background())
+	if pres == nil {
+		return nil, fmt.Errorf("wait for the box: %w", err)
+	}
+	wall := time.Since(started)
+	if werr := <-writeErr; werr != nil && pres.Status == proc.StatusOK {
+		return nil, fmt.Errorf("send the config: %w", werr)
+	}
+	st, stErr := readStatus(bx.stR)
+	if st.EndedNS > 0 {
+		at := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(started) }
+		b.log.Debug("native: timings", "run", p.RunID, "configured", at(st.ConfiguredNS),
+			"program_started", at(st.ProgramNS), "box_empty", at(st.EndedNS), "result", wall)
+	}
+
+	f := sandbox.Captured(res, pres, lim)
+	f.Exited, f.ExitCode, f.Signal = false, 0, 0 // the init's; the program's come from its report
+	res.WallTime = wall
+	var oomKills int
+	if u := pres.Usage; u != nil {
+		res.CPUTime, res.PeakMemory, oomKills = u.CPU-base.CPU, u.MemoryPeak, u.OOMKills-base.OOMKills
+	}
+
+	limitMu.Lock()
+	if limitHit != "" { // our own timers (wall, cpu) stop the box through proc, which saw a kill
+		f.Limit = limitHit
+	}
+	limitMu.Unlock()
+	switch {
+	case st.Stage != "":
+		if oomKills > 0 {
+			break // the kernel killed the program as it started; the verdict is oom
+		}
+		if st.Stage == "exec" {
+			if l := p.Language; l != nil && strings.Contains(st.Error, l.Interpreter) {
+				return nil, fmt.Errorf("the %s interpreter %s could not be started (%s): install it on the host, whose /usr the box sees (Debian: apt-get install %s)",
+					l.Name, l.Interpreter, st.Error, l.Package)
+			}
+			return nil, fmt.Errorf("the program could not be started: %s", st.Error)
+		}
+		return nil, fmt.Errorf("box setup failed at %s: %s", st.Stage, st.Error)
+	case st.Started:
+		f.Exited, f.ExitCode, f.Signal = st.Exited, st.ExitCode, syscall.Signal(st.Signal)
+	case f.Limit != "" || oomKills > 0:
+		// We, or the kernel, killed the box before the init could report.
+	default:
+		return nil, fmt.Errorf("the box's init ended (%s) without a report (%v); its stderr: %q",
+			describe(pres), stErr, tail(pres.Stderr))
+	}
+	if f.Limit != "" || (!st.Started && oomKills > 0) {
+		f.Exited, f.ExitCode, f.Signal = false, 0, syscall.SIGKILL
+	}
+	// Any process of the run killed for memory makes the verdict oom, even when the
+	// main one carried on: the limit was hit, and what the run computed is suspect.
+	f.OOMKilled = oomKills > 0
+	p.Finish(res, f)
+	return res, nil
+}
+
+func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
+	lim := p.Limits
+	cpuSec := uint64(math.Ceil(lim.CPUTime.Seconds()))
+	cfg := &boxinit.Config{
+		Argv:      p.Command,
+		Env:       p.Env,
+		StdinSize: int64(len(p.Stdin)),
+		Combined:  p.Combined,
+		Loopback:  lim.Network == api.NetworkLoopback,
+		TmpSize:   lim.TmpSize,
+		TmpInodes: lim.TmpInodes,
+		Landlock:  b.landlock,
+		Rlimits: []boxinit.Rlimit{
+			{Resource: unix.RLIMIT_NOFILE, Cur: uint64(lim.OpenFiles), Max: uint64(lim.OpenFiles)},
+			{Resource: unix.RLIMIT_FSIZE, Cur: uint64(lim.FileSize), Max: uint64(lim.FileSize)},
+			{Resource: unix.RLIMIT_STACK, Cur: uint64(lim.Stack), Max: uint64(lim.Stack)},
+			{Resource: unix.RLIMIT_CORE},
+			// The program's processes and threads: counted per uid in the box's user
+			// namespace, so the init's own threads (uid 0) are not, and the limit is
+			// exact. The seccomp filter keeps the program from raising it.
+			{Resource: unix.RLIMIT_NPROC, Cur: uint64(lim.Processes), Max: uint64(lim.Processes)},
+			// A per-process backstop behind the cgroup's CPU watch (SIGXCPU, then SIGKILL).
+			{Resource: unix.RLIMIT_CPU, Cur: cpuSec + 1, Max: cpuSec + 2},
+		},
+	}
+	contents := make([][]byte, len(p.Files))
+	for i, f := range p.Files {
+		cfg.Files = append(cfg.Files, boxinit.File{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
+		contents[i] = f.Content
+	}
+	return cfg, contents
+}
+
+func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte, stdin []byte) error {
+	line, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(append(line, '\n'))
+	for _, c := range contents {
+		bw.Write(c)
+	}
+	bw.Write(stdin)
+	return bw.Flush()
+}
+
+func readStatus(r io.Reader) (boxinit.Status, error) {
+	var st boxinit.Status
+	b, err := io.ReadAll(io.LimitReader(r, statusLimit))
+	if err != nil {
+		return st, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return st, errors.New("no status")
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// watchCPU kills the run when its cgroup's CPU time reaches limit. The time can grow
+// at most as fast as there are CPUs, so the next look is never earlier than it could
+// be reached: a few reads per run.
+func watchCPU(p *proc.Process, base, limit time.Duration, kill func()) {
+	cpus := time.Duration(max(runtime.NumCPU(), 1))
+	next := limit / cpus
+	for {
+		select {
+		case <-p.Done():
+			return
+		case <-time.After(max(next, 5*time.Millisecond)):
+		}
+		u, err := p.Usage()
+		if err != nil {
+			return
+		}
+		used := u.CPU - base
+		if used >= limit {
+			kill()
+			return
+		}
+		next = (limit - used) / cpus
+	}
+}
+
+func describe(r *proc.Result) string {
+	if r.Signal != 0 {
+		return unix.SignalName(r.Signal)
+	}
+	return "exit " + strconv.Itoa(r.ExitCode)
+}
+
+func tail(b []byte) string {
+	if len(b) > 512 {
+		b = b[len(b)-512:]
+	}
+	return string(b)
+}
