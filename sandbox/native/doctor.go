@@ -103,6 +103,9 @@ func checkCgroups() sandbox.Check {
 			if err != nil || unix.Access(dir, unix.W_OK) != nil {
 				c.Detail = fmt.Sprintf("cgroup v1: the %s controller is not writable at %s", ctrl, dir)
 				c.Fix = "mount the v1 " + ctrl + " controller read-write, or boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)"
+				if os.Geteuid() != 0 {
+					c.Fix = fmt.Sprintf("run as root, or give uid %d the cgroup %s (chown -R)", os.Geteuid(), dir)
+				}
 				return c
 			}
 			found = append(found, ctrl+" "+dir)

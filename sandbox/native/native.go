@@ -3,7 +3,9 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 
@@ -53,6 +55,8 @@ type Backend struct {
 	cfg      Config
 	log      *slog.Logger
 	landlock bool
+	// unusable says why no box can run here (checked once, at New); Diagnose says more.
+	unusable error
 
 	mu     sync.Mutex
 	closed bool
@@ -89,6 +93,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Warm > 0 {
 		b.warm = make(chan *box, cfg.Warm)
 		b.wanted = make(chan struct{}, cfg.Warm)
+	}
+	if os.Geteuid() != 0 {
+		// Mapping the box's two users and making its cgroup need root; say so rather
+		// than let each run fail with EPERM from deep inside.
+		b.unusable = fmt.Errorf("the native backend needs root (to map the box's users and create its cgroup); "+
+			"runbox doctor says what this host lacks, and --backend host runs trusted code without isolation (running as uid %d)", os.Geteuid())
 	}
 	_ = proc.RemoveStaleCgroups() // best effort: a box without a cgroup fails on its own, with the reason
 	if abi, err := boxinit.LandlockABI(); err == nil && abi >= 1 {
@@ -138,6 +148,9 @@ func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, 
 	defer b.runs.Done()
 
 	res := p.NewResult(Name)
+	if b.unusable != nil {
+		return sandbox.Fail(res, b.unusable)
+	}
 	r, err := b.run(ctx, p, res)
 	if err != nil {
 		return sandbox.Fail(res, err)
