@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -279,27 +278,18 @@ func freezerOnly() ([]cgroup1.Subsystem, error) {
 // ownCgroup returns this process's cgroup in the given v1 controller, or in v2 when
 // controller is empty.
 func ownCgroup(controller string) (string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+	legacy, unified, err := cgroups.ParseCgroupFileUnified("/proc/self/cgroup")
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		parts := strings.SplitN(s.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if controller == "" && parts[0] == "0" && parts[1] == "" {
-			return parts[2], nil
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == controller && controller != "" {
-				return parts[2], nil
-			}
-		}
+	path := legacy[controller]
+	if controller == "" {
+		path = unified
 	}
-	return "", fmt.Errorf("no %q entry in /proc/self/cgroup", controller)
+	if path == "" {
+		return "", fmt.Errorf("no %q entry in /proc/self/cgroup", controller)
+	}
+	return path, nil
 }
 
 // boxPool keeps a few empty cgroups for reuse, so a run pays neither mkdir nor rmdir.

@@ -227,17 +227,47 @@ func RemoveStaleCgroups() error {
 	if h.err != nil {
 		return h.err
 	}
-	if h.mode == cgroups.Unified {
-		removeStale(filepath.Join(cgroupRoot, h.parent))
-		return nil
-	}
-	removeStale(filepath.Join(cgroupRoot, "freezer", h.parent))
-	for _, n := range resourceControllers {
-		if own, err := ownCgroup(string(n)); err == nil {
-			removeStale(filepath.Join(cgroupRoot, string(n), own))
-		}
+	for _, dir := range resourceParents(h) {
+		removeStale(dir)
 	}
 	return nil
+}
+
+// resourceParents are the directories resource cgroups are made in: our own cgroup on
+// v2, our own cgroup of each controller a resource cgroup uses on v1 (the freezer's
+// included, where the plain containment's cgroups are made too).
+func resourceParents(h *cgroupHost) []string {
+	if h.mode == cgroups.Unified {
+		return []string{filepath.Join(cgroupRoot, h.parent)}
+	}
+	var dirs []string
+	for _, n := range resourceControllers {
+		if own, err := ownCgroup(string(n)); err == nil {
+			dirs = append(dirs, filepath.Join(cgroupRoot, string(n), own))
+		}
+	}
+	return dirs
+}
+
+// ResourceCgroups lists the cgroups that Cmd.Resources made for this process's runs
+// and that still exist, in every controller (a run's cgroup is removed in the
+// background once it is over).
+func ResourceCgroups() []string {
+	h := probeCgroups()
+	if h.err != nil {
+		return nil
+	}
+	prefix := fmt.Sprintf("%s%d-r", cgroupPrefix, os.Getpid())
+	var out []string
+	for _, dir := range resourceParents(h) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return out
 }
 
 // UpdateResources sets new limits on the cgroup of a process started with

@@ -75,14 +75,14 @@ func checkUserNS() sandbox.Check {
 
 func checkCgroups() sandbox.Check {
 	c := sandbox.Check{Name: "cgroups"}
+	legacy, unified, err := cgroups.ParseCgroupFileUnified("/proc/self/cgroup")
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
 	switch cgroups.Mode() {
 	case cgroups.Unified:
-		own, err := ownCgroup("")
-		if err != nil {
-			c.Detail = "cgroup v2: " + err.Error()
-			return c
-		}
-		dir := filepath.Join("/sys/fs/cgroup", own)
+		dir := filepath.Join("/sys/fs/cgroup", unified)
 		ctrls, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 		c.Detail = fmt.Sprintf("cgroup v2, own cgroup %s, controllers: %s", dir, strings.TrimSpace(string(ctrls)))
 		for _, want := range []string{"memory", "pids", "cpu"} {
@@ -98,9 +98,9 @@ func checkCgroups() sandbox.Check {
 	case cgroups.Legacy, cgroups.Hybrid:
 		var found []string
 		for _, ctrl := range []string{"memory", "pids", "cpuacct", "freezer"} {
-			own, err := ownCgroup(ctrl)
+			own, ok := legacy[ctrl]
 			dir := filepath.Join("/sys/fs/cgroup", ctrl, own)
-			if err != nil || unix.Access(dir, unix.W_OK) != nil {
+			if !ok || unix.Access(dir, unix.W_OK) != nil {
 				c.Detail = fmt.Sprintf("cgroup v1: the %s controller is not writable at %s", ctrl, dir)
 				c.Fix = "mount the v1 " + ctrl + " controller read-write, or boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)"
 				if os.Geteuid() != 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox/native/boxinit"
 )
 
@@ -51,18 +52,9 @@ func (b *Backend) leftovers() []string {
 	}
 	b.mu.Unlock()
 	var out []string
-	prefix := fmt.Sprintf("runbox-proc-%d-r", os.Getpid())
-	for _, ctrl := range []string{"memory", "pids", "cpuacct", "freezer"} {
-		own, err := ownCgroup(ctrl)
-		if err != nil {
-			continue
-		}
-		dir := filepath.Join("/sys/fs/cgroup", ctrl, own)
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), prefix) && !idleCg[e.Name()] {
-				out = append(out, "cgroup "+filepath.Join(dir, e.Name()))
-			}
+	for _, dir := range proc.ResourceCgroups() {
+		if !idleCg[filepath.Base(dir)] {
+			out = append(out, "cgroup "+dir)
 		}
 	}
 	// Only this process's boxes: another runbox (or test binary) on the host has its
@@ -120,27 +112,4 @@ func (b *Backend) leftovers() []string {
 		}
 	}
 	return out
-}
-
-// ownCgroup returns this process's cgroup path in a v1 controller, or v2 for "".
-func ownCgroup(controller string) (string, error) {
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", err
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if controller == "" && parts[0] == "0" {
-			return parts[2], nil
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if controller != "" && c == controller {
-				return parts[2], nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no %q cgroup", controller)
 }
