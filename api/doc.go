@@ -1,3 +1,4 @@
 // Package api holds runbox's wire types: the JSON shapes that the command line, the
-// server and clients exchange. It has no behaviour and imports nothing of runbox.
+// server and clients exchange. Its only behaviour is their JSON encoding; it imports
+// nothing of runbox.
 package api

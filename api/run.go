@@ -142,8 +142,8 @@ type runResultWire struct {
 func (r RunResult) MarshalJSON() ([]byte, error) {
 	w := runResultWire{runResultJSON: (*runResultJSON)(&r),
 		WallTimeMS: ms(r.WallTime), CPUTimeMS: ms(r.CPUTime)}
-	w.Stdout, w.StdoutEncoding = encodeBytes(r.Stdout)
-	w.Stderr, w.StderrEncoding = encodeBytes(r.Stderr)
+	w.Stdout, w.StdoutEncoding = EncodeText(r.Stdout)
+	w.Stderr, w.StderrEncoding = EncodeText(r.Stderr)
 	return json.Marshal(w)
 }
 
@@ -167,7 +167,9 @@ func (r *RunResult) UnmarshalJSON(b []byte) error {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func encodeBytes(s string) (string, string) {
+// EncodeText returns output bytes (held in a string) as JSON carries them: the text
+// itself when it is valid UTF-8, else its standard base64 with the encoding "base64".
+func EncodeText(s string) (text, encoding string) {
 	if utf8.ValidString(s) {
 		return s, ""
 	}

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/runboxhq/runbox/api"
+	"golang.org/x/sys/unix"
 )
 
 // Status says how a run ended. It is what the child did, or what we did to it; it is
@@ -104,8 +103,8 @@ func (r *Result) Wire() api.ProcessResult {
 		Containment:      string(r.Containment),
 		OutputIncomplete: r.OutputIncomplete,
 	}
-	w.Stdout, w.StdoutEncoding = wireBytes(r.Stdout)
-	w.Stderr, w.StderrEncoding = wireBytes(r.Stderr)
+	w.Stdout, w.StdoutEncoding = api.EncodeText(string(r.Stdout))
+	w.Stderr, w.StderrEncoding = api.EncodeText(string(r.Stderr))
 	switch {
 	case r.Status == StatusStartError:
 	case r.Signal != 0:
@@ -120,19 +119,11 @@ func (r *Result) Wire() api.ProcessResult {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func wireBytes(b []byte) (string, string) {
-	if utf8.Valid(b) {
-		return string(b), ""
-	}
-	return base64.StdEncoding.EncodeToString(b), "base64"
-}
-
-// SignalName returns the conventional name of sig, such as "SIGKILL".
+// SignalName returns the conventional name of sig, such as "SIGKILL", or "SIG%d" for a
+// number Linux does not name.
 func SignalName(sig syscall.Signal) string {
-	for name, s := range signalsByName {
-		if s == sig {
-			return name
-		}
+	if name := unix.SignalName(sig); name != "" {
+		return name
 	}
 	return fmt.Sprintf("SIG%d", int(sig))
 }

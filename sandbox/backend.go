@@ -12,7 +12,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/lang"
-	"golang.org/x/sys/unix"
+	"github.com/runboxhq/runbox/proc"
 )
 
 // Backend runs specs in isolation. Implementations are safe for concurrent use; each
@@ -142,10 +142,7 @@ func (p *Prepared) Finish(r *Result, f Facts) {
 		code := f.ExitCode
 		r.ExitCode, r.Signal = &code, ""
 	} else {
-		r.ExitCode, r.Signal = nil, unix.SignalName(f.Signal)
-		if r.Signal == "" {
-			r.Signal = fmt.Sprintf("SIG%d", int(f.Signal))
-		}
+		r.ExitCode, r.Signal = nil, proc.SignalName(f.Signal)
 	}
 	r.Limit = f.Limit
 	switch {

@@ -226,7 +226,7 @@ func watchCPU(p *proc.Process, base, limit time.Duration, kill func()) {
 
 func describe(r *proc.Result) string {
 	if r.Signal != 0 {
-		return unix.SignalName(r.Signal)
+		return proc.SignalName(r.Signal)
 	}
 	return "exit " + strconv.Itoa(r.ExitCode)
 }
