@@ -66,21 +66,22 @@ func (ts *Tasks) Run(ctx context.Context, tasks []Task) []TaskResult {
 		if t.Err == nil && t.Spec.RunID == "" {
 			t.Spec.RunID = sandbox.NewRunID()
 		}
+		// Every task takes its turn, those that cannot run too, so that results come
+		// in list order when tasks run one at a time.
+		acquired := false
 		select {
 		case slots <- struct{}{}:
+			acquired = true
 		case <-ctx.Done():
 		}
-		r := TaskResult{Task: t, Index: i, Started: time.Now()}
-		if ctx.Err() != nil && t.Err == nil {
-			r.Err = ctx.Err()
+		r := TaskResult{Task: t, Index: i, Started: time.Now(), Err: t.Err}
+		if r.Err == nil {
+			r.Err = ctx.Err() // ended while waiting, or with a slot free at once
 		}
-		if r.Err != nil || t.Err != nil {
-			if r.Err == nil {
-				r.Err = t.Err
-			}
+		if r.Err != nil {
 			ts.finish(&mu, log, r)
 			results[i] = r
-			if ctx.Err() == nil {
+			if acquired {
 				<-slots
 			}
 			continue
