@@ -107,10 +107,9 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	if len(p.Stdin) > 0 {
 		cmd.Stdin = bytes.NewReader(p.Stdin)
 	}
-	if p.Combined {
-		cmd.Stderr = nil
-		cmd.Combined = true
-	}
+	// Combined: both streams in arrival order, under the stdout limit (a plain child
+	// has no init to give it one pipe for both, so the order is as proc read it).
+	cmd.Combined = p.Combined
 	// Memory and process limits need a cgroup; without one (no privilege) the run
 	// goes on with the rest, as the package doc says.
 	cmd.Resources = &proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes)}
@@ -125,6 +124,8 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	f := sandbox.Captured(res, pres, lim)
 	if p.Combined {
 		res.Stdout, res.Stderr = string(pres.Combined), ""
+		res.StdoutBytes, res.StderrBytes = pres.StdoutBytes+pres.StderrBytes, 0
+		res.StdoutTruncated, res.StderrTruncated = pres.CombinedTruncated, false
 	}
 	res.WallTime = pres.Duration
 	res.CPUTime, res.PeakMemory = pres.UserCPU+pres.SysCPU, pres.MaxRSS

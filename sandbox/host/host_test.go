@@ -53,6 +53,13 @@ func TestHostRuns(t *testing.T) {
 					t.Errorf("status %s diagnostic %+v: want oom or a MemoryError", r.Status, r.Diagnostic)
 				}
 			}},
+		{"combined", sandbox.Spec{Language: "bash", Code: "echo out; echo err >&2", Combined: true},
+			func(t *testing.T, r *sandbox.Result) {
+				if r.Status != sandbox.StatusOK || !strings.Contains(r.Stdout, "out\n") || !strings.Contains(r.Stdout, "err\n") ||
+					r.Stderr != "" || r.StderrBytes != 0 || r.StdoutBytes != 8 {
+					t.Errorf("status %s stdout %q (%d bytes) stderr %q (%d bytes)", r.Status, r.Stdout, r.StdoutBytes, r.Stderr, r.StderrBytes)
+				}
+			}},
 		{"clean environment", sandbox.Spec{Command: []string{"/usr/bin/env"}},
 			func(t *testing.T, r *sandbox.Result) {
 				if r.Status != sandbox.StatusOK || strings.Contains(r.Stdout, "RUNBOX_TESTENV") || !strings.Contains(r.Stdout, "PYTHONUNBUFFERED=1") {
