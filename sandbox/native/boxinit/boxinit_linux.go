@@ -85,9 +85,8 @@ type Status struct {
 	Exited   bool   `json:"exited"`
 	ExitCode int    `json:"exit_code"`
 	Signal   int    `json:"signal"`
-	// When the init began, had read its config, started the program, and saw the
-	// box empty (Unix nanoseconds), for the host's debug log.
-	BeganNS      int64 `json:"began_ns,omitempty"`
+	// When the init had read its config, started the program, and saw the box empty
+	// (Unix nanoseconds), for the host's debug log.
 	ConfiguredNS int64 `json:"configured_ns,omitempty"`
 	ProgramNS    int64 `json:"program_ns,omitempty"`
 	EndedNS      int64 `json:"ended_ns,omitempty"`
@@ -120,7 +119,7 @@ func runInit() {
 		fail(stage, err)
 	}
 	cfg, files, stdin, err := readConfig(os.NewFile(ConfigFD, "config"))
-	began := time.Now().UnixNano()
+	configured := time.Now().UnixNano()
 	if err != nil {
 		fail("config", err)
 	}
@@ -133,7 +132,7 @@ func runInit() {
 	}
 	program := time.Now().UnixNano()
 	st := reap(child)
-	st.BeganNS, st.ConfiguredNS, st.ProgramNS, st.EndedNS = began, began, program, time.Now().UnixNano()
+	st.ConfiguredNS, st.ProgramNS, st.EndedNS = configured, program, time.Now().UnixNano()
 	report(st)
 	os.Exit(0)
 }
