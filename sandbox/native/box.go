@@ -9,7 +9,7 @@ import (
 
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
 // box is a started init waiting for its config: namespaces, cgroup and root are made.

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runboxhq/runbox/sandbox"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
 var _ sandbox.Doctor = (*Backend)(nil)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/runboxhq/runbox/proc"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
 // Leftovers lists what runs of this process left on the host: resource cgroups that

@@ -11,7 +11,7 @@ import (
 
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
 // Name is the name the backend registers under.

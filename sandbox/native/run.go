@@ -21,7 +21,7 @@ import (
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox"
-	"github.com/runboxhq/runbox/sandbox/native/boxinit"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
 func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
