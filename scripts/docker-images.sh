@@ -11,10 +11,10 @@ set -euo pipefail
 
 image=${RUNBOX_DOCKER_IMAGE:-runbox-sandbox:bookworm}
 suite=bookworm
-packages=python3-minimal,nodejs
+packages=python3,nodejs
 cache=${RUNBOX_CACHE:-/var/cache/runbox}
 # The recipe names what goes into the image; changing it rebuilds.
-recipe="debootstrap minbase $suite +$packages v1"
+recipe="debootstrap minbase $suite +$packages v2"
 
 force=false
 [[ ${1:-} == --force ]] && force=true

@@ -8,9 +8,27 @@ export GOFLAGS=${GOFLAGS:--mod=mod}
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
+# The Docker backend's tests need an engine (Debian's docker.io) and debootstrap to
+# build their image offline.
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if ((${#need_apt[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# A running engine is left alone; otherwise one is started, and outlives this script.
+docker_cli=$(command -v docker || echo /usr/bin/docker)
+if ! "$docker_cli" info >/dev/null 2>&1; then
+  echo "== starting dockerd (log: /var/log/runbox-dockerd.log)"
+  setsid nohup dockerd >/var/log/runbox-dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 60); do
+    "$docker_cli" info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  "$docker_cli" info >/dev/null 2>&1 || { tail -n 20 /var/log/runbox-dockerd.log >&2; exit 1; }
+fi
+echo "== docker test image"
+./scripts/docker-images.sh
 
 echo "== go vet"
 go vet ./...

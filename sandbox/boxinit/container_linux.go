@@ -33,11 +33,13 @@ var containerRules = []landlockRule{
 	{"/dev/urandom", device}, {"/dev/tty", device},
 }
 
-// ignored are the signals the init ignores: the program cannot kill pid 1 of its pid
-// namespace with SIGKILL or SIGSTOP, and with these ignored it cannot reach the Go
-// runtime's handlers either (a SIGSEGV sent with kill(2) would crash it). SIGCHLD,
+// caught are the signals the init takes on a channel rather than let the Go runtime
+// act on them (a SIGSEGV sent with kill(2) would crash it): the program, another
+// user, cannot signal the init, but the engine can. SIGTERM (the engine's stop, and
+// runbox's when the caller gives up) stops the program; the rest are dropped.
+// Caught, not ignored: an ignored signal would stay ignored in the program. SIGCHLD,
 // SIGURG and SIGPROF stay with the runtime.
-var ignored = []os.Signal{
+var caught = []os.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS,
 	unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV, unix.SIGUSR2, unix.SIGPIPE, unix.SIGALRM, unix.SIGTERM,
 	unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ,
@@ -49,9 +51,10 @@ func runContainer() {
 	// Not dumpable: the program, were it ever the same user, could not ptrace the init
 	// or open its /proc files (its stdout among them).
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	signal.Ignore(ignored...)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, caught...)
 	for s := 34; s <= 64; s++ { // the real-time signals
-		signal.Ignore(unix.Signal(s))
+		signal.Notify(sigs, unix.Signal(s))
 	}
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		for fd := 3; fd < 1024; fd++ {
@@ -59,6 +62,13 @@ func runContainer() {
 		}
 	}
 	c := &container{out: os.Stdout}
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGTERM {
+				c.stop("wall")
+			}
+		}
+	}()
 	fail := func(stage string, err error) {
 		c.report(Status{Stage: stage, Error: err.Error()})
 		os.Exit(1)

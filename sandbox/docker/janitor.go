@@ -1,0 +1,111 @@
+package docker
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// janitorLoop sweeps every JanitorInterval until Close.
+func (b *Backend) janitorLoop() {
+	defer b.janitorWG.Done()
+	t := time.NewTicker(b.cfg.JanitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.readyMu.Lock()
+		ready := b.ready != nil
+		b.readyMu.Unlock()
+		if ready {
+			b.sweep(context.Background())
+		}
+	}
+}
+
+// sweep removes the containers runbox made whose owner is dead, or whose deadline has
+// passed, and the warm containers of this backend that waited too long. It returns
+// how many it removed.
+func (b *Backend) sweep(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	list, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", labelOwner)})
+	if err != nil {
+		b.log.Debug("docker: janitor: list containers", "err", err)
+		return 0
+	}
+	b.warm.expire()
+	removed := 0
+	now := time.Now()
+	for _, c := range list.Items {
+		owner := c.Labels[labelOwner]
+		if owner == b.owner {
+			continue // ours: removed when its run ends
+		}
+		deadline, _ := strconv.ParseInt(c.Labels[labelDeadline], 10, 64)
+		why := ""
+		switch {
+		case ownerDead(owner):
+			why = "owner gone"
+		case deadline > 0 && now.Unix() > deadline:
+			why = "past its deadline"
+		default:
+			continue
+		}
+		if err := b.remove(c.ID); err != nil {
+			b.log.Debug("docker: janitor", "container", c.ID, "err", err)
+			continue
+		}
+		removed++
+		b.log.Info("docker: janitor removed a container", "container", c.ID[:12], "run", c.Labels[labelRun], "why", why)
+	}
+	return removed
+}
+
+// ownerDead reports whether owner names a process of this boot that no longer runs.
+// An owner on another machine or boot is judged by its deadline only.
+func ownerDead(owner string) bool {
+	parts := strings.Split(owner, "/")
+	if len(parts) != 3 {
+		return false
+	}
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if parts[0] != trimSpace(boot) {
+		return false
+	}
+	pid, err1 := strconv.Atoi(parts[1])
+	start, err2 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return false
+	}
+	return startTime(pid) != start
+}
+
+// startTime returns when pid started, in clock ticks since boot (0 when it does not
+// run).
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses: fields count from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64) // field 22: starttime
+	return v
+}
