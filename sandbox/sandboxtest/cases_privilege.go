@@ -12,7 +12,6 @@ import (
 	"github.com/runboxhq/runbox/sandbox"
 )
 
-
 // kernelDenied are the reasons the seccomp filter (or a missing capability) gives.
 var kernelDenied = []string{"EPERM", "EACCES", "ENOSYS"}
 
