@@ -10,6 +10,7 @@ import (
 
 	"github.com/runboxhq/runbox/internal/iostreams"
 	"github.com/runboxhq/runbox/sandbox"
+	_ "github.com/runboxhq/runbox/sandbox/docker" // registers "docker"
 	_ "github.com/runboxhq/runbox/sandbox/host"   // registers "host"
 	_ "github.com/runboxhq/runbox/sandbox/native" // registers "native"
 )
@@ -84,9 +85,6 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		}
 		allWork = allWork && r.Works
 		reports = append(reports, r)
-	}
-	if len(opts.Backends) == 0 {
-		reports = append(reports, dockerReport(ctx)) // not a registered backend yet: not counted
 	}
 	out := opts.IO.Out
 	if opts.JSON {

@@ -228,7 +228,8 @@ func (b *Backend) engine(ctx context.Context) (*engine, error) {
 		return nil, err
 	}
 	b.ready = &engine{ncpu: max(info.Info.NCPU, 1), initVolume: vol}
-	go b.sweep(context.Background())
+	// What a dead runbox left is removed before this one starts its own.
+	b.sweep(ctx)
 	return b.ready, nil
 }
 

@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,6 @@ func TestContainerIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%+v", res)
 	got := strings.Split(res.Stdout, "\n")
 	if res.Status != sandbox.StatusOK || len(got) < 8 {
 		t.Fatalf("status %s\nstdout:\n%s\nstderr:\n%s", res.Status, res.Stdout, res.Stderr)
@@ -72,4 +72,10 @@ func TestContainerIdentity(t *testing.T) {
 			t.Errorf("no %q in\n%s", w, res.Stdout)
 		}
 	}
+}
+
+// ownerPrefix is the start of the owner label of containers this process makes.
+func ownerPrefix() string {
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(boot)) + "/" + strconv.Itoa(os.Getpid()) + "/"
 }
