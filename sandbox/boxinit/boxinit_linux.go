@@ -113,12 +113,15 @@ type Status struct {
 
 	// A container's init also reports the limit it stopped the program for ("wall",
 	// "cpu", "stdout", "stderr"), the CPU time of the program's processes, the
-	// container's peak memory and the bytes each stream carried.
+	// container's peak memory, the bytes each stream carried and the OOM kills.
 	Limit       string `json:"limit,omitempty"`
 	CPUNS       int64  `json:"cpu_ns,omitempty"`
 	PeakMemory  int64  `json:"peak_memory,omitempty"`
 	StdoutBytes int64  `json:"stdout_bytes,omitempty"`
 	StderrBytes int64  `json:"stderr_bytes,omitempty"`
+	// OOMKills counts the program's processes the kernel killed for memory, from the
+	// cgroup (a second source beside the engine's OOMKilled).
+	OOMKills int `json:"oom_kills,omitempty"`
 }
 
 func readConfig(f *os.File) (*Config, [][]byte, *os.File, error) {

@@ -107,7 +107,7 @@ func runContainer() {
 			fail("pipe", err)
 		}
 	}
-	cpuBase := cg.cpu()
+	cpuBase, oomBase := cg.cpu(), cg.oomKills()
 	child, err := spawn(cfg, []*os.File{stdin, stdoutW, stderrW}, cfg.UID)
 	stdin.Close()
 	stdoutW.Close()
@@ -144,6 +144,7 @@ func runContainer() {
 	if peak := cg.peakMemory(); peak > 0 {
 		st.PeakMemory = peak
 	}
+	st.OOMKills = cg.oomKills() - oomBase
 	st.StdoutBytes, st.StderrBytes = c.stdoutBytes.Load(), c.stderrBytes.Load()
 	c.report(st)
 	os.Exit(0)
@@ -254,8 +255,8 @@ func (c *container) watchCPU(cg cgroupFiles, base time.Duration, done <-chan str
 // cgroupFiles are the container's own cgroup files the init reads: the engine mounts
 // the container's cgroup at /sys/fs/cgroup (v2), or each controller's below it (v1).
 type cgroupFiles struct {
-	cpuFile, peakFile string
-	v2                bool
+	cpuFile, peakFile, oomFile string
+	v2                         bool
 }
 
 func findCgroup() cgroupFiles {
@@ -267,6 +268,9 @@ func findCgroup() cgroupFiles {
 		if readable("/sys/fs/cgroup/memory.peak") {
 			cg.peakFile = "/sys/fs/cgroup/memory.peak"
 		}
+		if readable("/sys/fs/cgroup/memory.events") {
+			cg.oomFile = "/sys/fs/cgroup/memory.events"
+		}
 	default:
 		for _, p := range []string{"/sys/fs/cgroup/cpuacct/cpuacct.usage", "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"} {
 			if readable(p) {
@@ -276,6 +280,9 @@ func findCgroup() cgroupFiles {
 		}
 		if p := "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"; readable(p) {
 			cg.peakFile = p
+		}
+		if p := "/sys/fs/cgroup/memory/memory.oom_control"; readable(p) {
+			cg.oomFile = p
 		}
 	}
 	return cg
@@ -298,6 +305,25 @@ func (cg cgroupFiles) cpu() time.Duration {
 		if v, ok := bytes.CutPrefix(line, []byte("usage_usec ")); ok {
 			us, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
 			return time.Duration(us) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+// oomKills returns how many processes the kernel killed in the cgroup for memory (the
+// oom_kill line of memory.events, or of memory.oom_control in v1), 0 when unknown.
+func (cg cgroupFiles) oomKills() int {
+	if cg.oomFile == "" {
+		return 0
+	}
+	b, err := os.ReadFile(cg.oomFile)
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("oom_kill ")); ok {
+			n, _ := strconv.Atoi(string(bytes.TrimSpace(v)))
+			return n
 		}
 	}
 	return 0

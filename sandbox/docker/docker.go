@@ -196,6 +196,39 @@ func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, 
 	return r, nil
 }
 
+// Prewarm fills the warm pools of the images of languages (all of them when none is
+// named) and waits until each holds Config.Warm started containers, so that the first
+// runs do not wait for the engine. It does nothing when Config.Warm is 0.
+func (b *Backend) Prewarm(ctx context.Context, languages ...string) error {
+	if b.cfg.Warm <= 0 {
+		return nil
+	}
+	eng, err := b.engine(ctx)
+	if err != nil {
+		return err
+	}
+	if len(languages) == 0 {
+		languages = sandbox.Languages()
+	}
+	images := make(map[string]bool)
+	for _, name := range languages {
+		p, err := sandbox.Prepare(sandbox.Spec{Language: name, Code: "_"})
+		if err != nil {
+			return err
+		}
+		images[b.imageFor(p)] = true
+	}
+	for image := range images {
+		if err := b.ensureImage(ctx, image); err != nil {
+			return err
+		}
+		if err := b.warm.fillAndWait(ctx, eng, image); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // imageFor returns the image a prepared spec runs in.
 func (b *Backend) imageFor(p *sandbox.Prepared) string {
 	if p.Language != nil {

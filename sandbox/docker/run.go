@@ -274,7 +274,7 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 	if ierr != nil {
 		return nil, ierr
 	}
-	oom := insp.State != nil && insp.State.OOMKilled
+	oom := (insp.State != nil && insp.State.OOMKilled) || (st != nil && st.OOMKills > 0)
 	f := sandbox.Facts{OOMKilled: oom}
 	switch {
 	case st != nil && st.Stage != "":

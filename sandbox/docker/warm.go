@@ -107,6 +107,36 @@ func (w *warmPools) refill(eng *engine, image string, p *warmPool) {
 	}
 }
 
+// fill starts filling image's pool and waits until it holds Config.Warm containers,
+// or ctx ends.
+func (w *warmPools) fillAndWait(ctx context.Context, eng *engine, image string) error {
+	for {
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return sandbox.ErrClosed
+		}
+		p := w.pools[image]
+		if p == nil {
+			p = &warmPool{}
+			w.pools[image] = p
+		}
+		full := len(p.idle) >= w.b.cfg.Warm
+		if !full {
+			w.refill(eng, image, p)
+		}
+		w.mu.Unlock()
+		if full {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // make creates and starts a warm container.
 func (w *warmPools) make(eng *engine, image string) (*box, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
