@@ -82,6 +82,8 @@ type Config struct {
 	CPUNS  int64 `json:"cpu_ns,omitempty"`
 	Stdout int64 `json:"stdout,omitempty"`
 	Stderr int64 `json:"stderr,omitempty"`
+
+	contents [][]byte // the files' contents, in order, after the line
 }
 
 type File struct {

@@ -290,54 +290,34 @@ func findCgroup() cgroupFiles {
 
 // cpu returns the cgroup's CPU time, 0 when unknown.
 func (cg cgroupFiles) cpu() time.Duration {
-	if cg.cpuFile == "" {
-		return 0
+	if cg.v2 {
+		return time.Duration(readValue(cg.cpuFile, "usage_usec")) * time.Microsecond
 	}
-	b, err := os.ReadFile(cg.cpuFile)
-	if err != nil {
-		return 0
-	}
-	if !cg.v2 {
-		ns, _ := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
-		return time.Duration(ns)
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("usage_usec ")); ok {
-			us, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
-			return time.Duration(us) * time.Microsecond
-		}
-	}
-	return 0
+	return time.Duration(readValue(cg.cpuFile, ""))
 }
 
 // oomKills returns how many processes the kernel killed in the cgroup for memory (the
 // oom_kill line of memory.events, or of memory.oom_control in v1), 0 when unknown.
-func (cg cgroupFiles) oomKills() int {
-	if cg.oomFile == "" {
+func (cg cgroupFiles) oomKills() int { return int(readValue(cg.oomFile, "oom_kill")) }
+
+// peakMemory returns the cgroup's peak memory, 0 when unknown.
+func (cg cgroupFiles) peakMemory() int64 { return readValue(cg.peakFile, "") }
+
+// readValue returns the number file holds, or with key the number on its line that
+// starts with key; 0 when there is none.
+func readValue(file, key string) int64 {
+	if file == "" {
 		return 0
 	}
-	b, err := os.ReadFile(cg.oomFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("oom_kill ")); ok {
-			n, _ := strconv.Atoi(string(bytes.TrimSpace(v)))
+		if v, ok := bytes.CutPrefix(line, []byte(key)); ok && (key == "" || bytes.HasPrefix(v, []byte(" "))) {
+			n, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
 			return n
 		}
 	}
 	return 0
-}
-
-// peakMemory returns the cgroup's peak memory, 0 when unknown.
-func (cg cgroupFiles) peakMemory() int64 {
-	if cg.peakFile == "" {
-		return 0
-	}
-	b, err := os.ReadFile(cg.peakFile)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
-	return n
 }

@@ -1,13 +1,11 @@
 package docker
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"path"
 	"strconv"
@@ -21,7 +19,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
 
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/sandbox"
@@ -245,8 +242,7 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 
 	writeErr := make(chan error, 1)
 	go func() {
-		cfg, contents := initConfig(p, bx.uid)
-		err := writeConfig(att.Conn, cfg, contents, p.Stdin)
+		err := initConfig(p, bx.uid).Write(att.Conn, p.Stdin)
 		if cerr := att.CloseWrite(); err == nil {
 			err = cerr
 		}
@@ -350,63 +346,24 @@ func missingImage(image string, err error) error {
 		image, err)
 }
 
-// initConfig is what the container's init is told: the program and its environment,
-// the files, the rlimits, the time limits and the output caps.
-func initConfig(p *sandbox.Prepared, uid int) (*boxinit.Config, [][]byte) {
+// initConfig is what the container's init is told: the program (its interpreter by
+// name, as the image's PATH has it) and its environment, the files, the rlimits, the
+// program's uid, the time limits and the output caps.
+func initConfig(p *sandbox.Prepared, uid int) *boxinit.Config {
 	lim := p.Limits
-	cpuSec := uint64(math.Ceil(lim.CPUTime.Seconds()))
 	argv := p.Command
 	if p.Language != nil {
-		// The image decides where its interpreter lives: look it up in its PATH.
 		argv = append([]string{path.Base(argv[0])}, argv[1:]...)
 	}
-	cfg := &boxinit.Config{
-		Argv:      argv,
-		Env:       p.Env,
-		StdinSize: int64(len(p.Stdin)),
-		Combined:  p.Combined,
-		Loopback:  lim.Network == api.NetworkLoopback,
-		TmpSize:   lim.TmpSize,
-		TmpInodes: lim.TmpInodes,
-		Landlock:  true, // where the kernel and the engine's seccomp profile allow it
-		UID:       uid,
-		WallNS:    int64(lim.WallTime),
-		CPUNS:     int64(lim.CPUTime),
-		Stdout:    lim.Stdout,
-		Stderr:    lim.Stderr,
-		Rlimits: []boxinit.Rlimit{
-			{Resource: unix.RLIMIT_NOFILE, Cur: uint64(lim.OpenFiles), Max: uint64(lim.OpenFiles)},
-			{Resource: unix.RLIMIT_FSIZE, Cur: uint64(lim.FileSize), Max: uint64(lim.FileSize)},
-			{Resource: unix.RLIMIT_STACK, Cur: uint64(lim.Stack), Max: uint64(lim.Stack)},
-			{Resource: unix.RLIMIT_CORE},
-			// Counted per uid on the host: the program's uid is its own, and the init
-			// (root) is not counted, so the limit is exact.
-			{Resource: unix.RLIMIT_NPROC, Cur: uint64(lim.Processes), Max: uint64(lim.Processes)},
-			// A per-process backstop behind the init's watch of the cgroup's CPU time.
-			{Resource: unix.RLIMIT_CPU, Cur: cpuSec + 1, Max: cpuSec + 2},
-		},
+	cfg := boxinit.NewConfig(argv, p.Env, lim)
+	cfg.Combined = p.Combined
+	cfg.Landlock = true // where the kernel and the engine's seccomp profile allow it
+	cfg.UID, cfg.WallNS, cfg.CPUNS = uid, int64(lim.WallTime), int64(lim.CPUTime)
+	cfg.Stdout, cfg.Stderr = lim.Stdout, lim.Stderr
+	for _, f := range p.Files {
+		cfg.AddFile(f.Name, f.Content, f.Executable)
 	}
-	contents := make([][]byte, len(p.Files))
-	for i, f := range p.Files {
-		cfg.Files = append(cfg.Files, boxinit.File{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
-		contents[i] = f.Content
-	}
-	return cfg, contents
-}
-
-// writeConfig sends the config line, the files' contents and stdin.
-func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte, stdin []byte) error {
-	line, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.Write(append(line, '\n'))
-	for _, c := range contents {
-		bw.Write(c)
-	}
-	bw.Write(stdin)
-	return bw.Flush()
+	return cfg
 }
 
 // output collects what the frames carry, within the run's caps: the host's memory

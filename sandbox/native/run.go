@@ -1,22 +1,18 @@
 package native
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/proc"
@@ -55,8 +51,7 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	// is killed by the wall limit like any other.
 	writeErr := make(chan error, 1)
 	go func() {
-		cfg, contents := b.initConfig(p)
-		err := writeConfig(bx.cfgW, cfg, contents, p.Stdin)
+		err := b.initConfig(p).Write(bx.cfgW, p.Stdin)
 		bx.cfgW.Close()
 		writeErr <- err
 	}()
@@ -140,51 +135,13 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	return res, nil
 }
 
-func (b *Backend) initConfig(p *sandbox.Prepared) (*boxinit.Config, [][]byte) {
-	lim := p.Limits
-	cpuSec := uint64(math.Ceil(lim.CPUTime.Seconds()))
-	cfg := &boxinit.Config{
-		Argv:      p.Command,
-		Env:       p.Env,
-		StdinSize: int64(len(p.Stdin)),
-		Combined:  p.Combined,
-		Loopback:  lim.Network == api.NetworkLoopback,
-		TmpSize:   lim.TmpSize,
-		TmpInodes: lim.TmpInodes,
-		Landlock:  b.landlock,
-		Rlimits: []boxinit.Rlimit{
-			{Resource: unix.RLIMIT_NOFILE, Cur: uint64(lim.OpenFiles), Max: uint64(lim.OpenFiles)},
-			{Resource: unix.RLIMIT_FSIZE, Cur: uint64(lim.FileSize), Max: uint64(lim.FileSize)},
-			{Resource: unix.RLIMIT_STACK, Cur: uint64(lim.Stack), Max: uint64(lim.Stack)},
-			{Resource: unix.RLIMIT_CORE},
-			// The program's processes and threads: counted per uid in the box's user
-			// namespace, so the init's own threads (uid 0) are not, and the limit is
-			// exact. The seccomp filter keeps the program from raising it.
-			{Resource: unix.RLIMIT_NPROC, Cur: uint64(lim.Processes), Max: uint64(lim.Processes)},
-			// A per-process backstop behind the cgroup's CPU watch (SIGXCPU, then SIGKILL).
-			{Resource: unix.RLIMIT_CPU, Cur: cpuSec + 1, Max: cpuSec + 2},
-		},
+func (b *Backend) initConfig(p *sandbox.Prepared) *boxinit.Config {
+	cfg := boxinit.NewConfig(p.Command, p.Env, p.Limits)
+	cfg.Combined, cfg.Landlock = p.Combined, b.landlock
+	for _, f := range p.Files {
+		cfg.AddFile(f.Name, f.Content, f.Executable)
 	}
-	contents := make([][]byte, len(p.Files))
-	for i, f := range p.Files {
-		cfg.Files = append(cfg.Files, boxinit.File{Name: f.Name, Size: int64(len(f.Content)), Executable: f.Executable})
-		contents[i] = f.Content
-	}
-	return cfg, contents
-}
-
-func writeConfig(w io.Writer, cfg *boxinit.Config, contents [][]byte, stdin []byte) error {
-	line, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.Write(append(line, '\n'))
-	for _, c := range contents {
-		bw.Write(c)
-	}
-	bw.Write(stdin)
-	return bw.Flush()
+	return cfg
 }
 
 func readStatus(r io.Reader) (boxinit.Status, error) {
