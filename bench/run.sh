@@ -5,7 +5,9 @@
 #   bare     the same scripts with /usr/bin/python3 -I -S, one after another, ÷ 2:
 #            the time two cores need just to start Python that many times
 #   docker   one `docker run --rm --network none IMAGE python3 FILE` per script, -P 2
-#            (what a naive Docker runner does), when docker and $RUNBOX_BENCH_IMAGE exist
+#            (what a naive Docker runner does), when docker and the image exist:
+#            $RUNBOX_BENCH_IMAGE, default runbox-sandbox:bookworm (scripts/docker-images.sh)
+#   runbox-docker  `runbox run -j 2 --backend docker DIR`, with the same image
 #
 # Usage: bench/run.sh [--scripts N] [--rounds N]   (defaults: 200 scripts, 3 rounds)
 # Progress goes to stderr, the report (Markdown) to stdout.
@@ -36,7 +38,9 @@ now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 : > "$tmp/runbox.t"; : > "$tmp/bare.t"; : > "$tmp/docker.t"
-docker_image=${RUNBOX_BENCH_IMAGE:-}
+docker_image=${RUNBOX_BENCH_IMAGE:-runbox-sandbox:bookworm}
+command -v docker > /dev/null && docker image inspect "$docker_image" > /dev/null 2>&1 || docker_image=
+: > "$tmp/rbdocker.t"
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds" >&2
   t0=$(now)
@@ -56,6 +60,11 @@ for r in $(seq "$rounds"); do
       "$docker_image" python3 "/s/$(basename {})" > /dev/null
     t1=$(now)
     echo "$t1 - $t0" | bc -l >> "$tmp/docker.t"
+
+    t0=$(now)
+    "$tmp/runbox" run -j 2 --backend docker --image "python=$docker_image" --logs "$tmp/logs" "$tmp/scripts" > "$tmp/out" || { tail -5 "$tmp/out" >&2; exit 1; }
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l >> "$tmp/rbdocker.t"
   fi
 done
 
@@ -68,10 +77,13 @@ printf '| bare python3 -I -S, serial ÷ 2 | %.2f | %.1f |\n' "$bare" "$(echo "$b
 if [[ -s $tmp/docker.t ]]; then
   dk=$(median < "$tmp/docker.t")
   printf '| docker run per script, -P 2 | %.2f | %.1f |\n' "$dk" "$(echo "$dk * 1000 / $n" | bc -l)"
+  rd=$(median < "$tmp/rbdocker.t")
+  printf '| runbox run -j 2 --backend docker | %.2f | %.1f |\n' "$rd" "$(echo "$rd * 1000 / $n" | bc -l)"
 fi
 printf '\nrunbox / bare = %.2f (target ≤ 1.2)\n' "$(echo "$rb / $bare" | bc -l)"
 if [[ -s $tmp/docker.t ]]; then
   printf 'docker / runbox = %.1f (target ≥ 20)\n' "$(echo "$dk / $rb" | bc -l)"
+  printf 'docker run per script / runbox --backend docker = %.2f\n' "$(echo "$dk / $rd" | bc -l)"
 else
   echo "docker: not measured (set RUNBOX_BENCH_IMAGE to an image with python3, and have docker)"
 fi

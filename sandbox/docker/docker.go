@@ -243,10 +243,24 @@ func (b *Backend) imageFor(p *sandbox.Prepared) string {
 // not yet: a ping, the init volume, and a first pass of the janitor.
 func (b *Backend) engine(ctx context.Context) (*engine, error) {
 	b.readyMu.Lock()
-	defer b.readyMu.Unlock()
 	if b.ready != nil {
+		defer b.readyMu.Unlock()
 		return b.ready, nil
 	}
+	eng, err := b.reach(ctx)
+	if err != nil {
+		b.readyMu.Unlock()
+		return nil, err
+	}
+	b.ready = eng
+	b.readyMu.Unlock()
+	// What a dead runbox left is removed before this one starts its own.
+	b.sweep(ctx)
+	return eng, nil
+}
+
+// reach pings the engine, learns its CPU count and puts the init in place.
+func (b *Backend) reach(ctx context.Context) (*engine, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := b.cli.Ping(pctx, client.PingOptions{}); err != nil {
@@ -260,10 +274,7 @@ func (b *Backend) engine(ctx context.Context) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.ready = &engine{ncpu: max(info.Info.NCPU, 1), initVolume: vol}
-	// What a dead runbox left is removed before this one starts its own.
-	b.sweep(ctx)
-	return b.ready, nil
+	return &engine{ncpu: max(info.Info.NCPU, 1), initVolume: vol}, nil
 }
 
 func unreachable(host string, err error) error {

@@ -67,7 +67,36 @@ func (b *Backend) sweep(ctx context.Context) int {
 		removed++
 		b.log.Info("docker: janitor removed a container", "container", c.ID[:12], "run", c.Labels[labelRun], "why", why)
 	}
+	b.removeOldInits(ctx)
 	return removed
+}
+
+// initVolumeMaxAge is how old another build's init volume must be before the janitor
+// removes it (when no container uses it: the engine refuses otherwise).
+const initVolumeMaxAge = 24 * time.Hour
+
+// removeOldInits removes the init volumes of other runbox builds that are a day old
+// and unused, so that rebuilds do not pile up copies of the binary.
+func (b *Backend) removeOldInits(ctx context.Context) {
+	b.readyMu.Lock()
+	ours := ""
+	if b.ready != nil {
+		ours = b.ready.initVolume
+	}
+	b.readyMu.Unlock()
+	vols, err := b.cli.VolumeList(ctx, client.VolumeListOptions{Filters: make(client.Filters).Add("label", labelInit)})
+	if err != nil {
+		return
+	}
+	for _, v := range vols.Items {
+		created, err := time.Parse(time.RFC3339, v.CreatedAt)
+		if v.Name == ours || err != nil || time.Since(created) < initVolumeMaxAge {
+			continue
+		}
+		if _, err := b.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil {
+			b.log.Info("docker: janitor removed an old init volume", "volume", v.Name)
+		}
+	}
 }
 
 // ownerDead reports whether owner names a process of this boot that no longer runs.

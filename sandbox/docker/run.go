@@ -177,12 +177,15 @@ func (b *Backend) kill(id, signal string) {
 // run runs p in a container of image, warm or new, and removes it.
 func (b *Backend) run(ctx context.Context, eng *engine, p *sandbox.Prepared, res *sandbox.Result, image string) (*sandbox.Result, error) {
 	lim := p.Limits
-	bx, err := b.warm.take(ctx, eng, image, lim)
+	// The engine calls that set the run up finish even if ctx ends meanwhile: the run
+	// then starts and is stopped at once, and reports a timeout like any other.
+	setup := context.WithoutCancel(ctx)
+	bx, err := b.warm.take(setup, eng, image, lim)
 	if err != nil {
 		return nil, err
 	}
 	if bx == nil {
-		if bx, err = b.newBox(ctx, eng, image, lim, p.RunID, false); err != nil {
+		if bx, err = b.newBox(setup, eng, image, lim, p.RunID, false); err != nil {
 			return nil, err
 		}
 	}
@@ -202,13 +205,14 @@ func (b *Backend) run(ctx context.Context, eng *engine, p *sandbox.Prepared, res
 func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result, bx *box) (*sandbox.Result, error) {
 	lim := p.Limits
 	started := time.Now()
-	att, err := b.cli.ContainerAttach(ctx, bx.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	setup := context.WithoutCancel(ctx)
+	att, err := b.cli.ContainerAttach(setup, bx.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return nil, fmt.Errorf("docker: attach: %w", err)
 	}
 	defer att.Close()
 	if !bx.warm {
-		if _, err := b.cli.ContainerStart(ctx, bx.id, client.ContainerStartOptions{}); err != nil {
+		if _, err := b.cli.ContainerStart(setup, bx.id, client.ContainerStartOptions{}); err != nil {
 			return nil, b.startError(p, bx, err)
 		}
 	}
@@ -216,26 +220,40 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 	// Our own clock: the init enforces the wall limit and reports; the engine kills a
 	// container that did not, or whose caller gave up.
 	var killedMu sync.Mutex
-	killed := ""
+	killed, finished := "", false
+	var timer *time.Timer
+	// killWith signals the container unless the run is over; a SIGTERM (the caller
+	// gave up: the init stops the program and reports, usage and all) brings the
+	// engine's SIGKILL closer.
 	killWith := func(why, signal string) {
 		killedMu.Lock()
+		defer killedMu.Unlock()
+		if finished {
+			return
+		}
 		if killed == "" || killed == "context" {
 			killed = why
 		}
-		killedMu.Unlock()
+		if signal == "SIGTERM" {
+			timer.Reset(backstop)
+		}
 		b.kill(bx.id, signal)
 	}
-	timer := time.AfterFunc(lim.WallTime+backstop, func() { killWith("backstop", "SIGKILL") })
-	defer timer.Stop()
+	killedMu.Lock()
+	timer = time.AfterFunc(lim.WallTime+backstop, func() { killWith("backstop", "SIGKILL") })
+	killedMu.Unlock()
 	readDone := make(chan struct{})
-	defer close(readDone)
+	defer func() {
+		killedMu.Lock()
+		finished = true
+		timer.Stop()
+		killedMu.Unlock()
+		close(readDone)
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():
-			// The init stops the program on SIGTERM and reports, usage and all; the
-			// engine kills what does not end soon after.
 			killWith("context", "SIGTERM")
-			timer.Reset(backstop)
 		case <-readDone:
 		}
 	}()
