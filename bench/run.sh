@@ -56,8 +56,8 @@ for r in $(seq "$rounds"); do
 
   if [[ -n $docker_image ]] && command -v docker > /dev/null; then
     t0=$(now)
-    ls "$tmp"/scripts/*.py | xargs -P 2 -I{} docker run --rm --network none -v "$tmp/scripts:/s:ro" \
-      "$docker_image" python3 "/s/$(basename {})" > /dev/null
+    (cd "$tmp/scripts" && printf '%s\n' *.py | xargs -P 2 -I{} docker run --rm --network none -v "$tmp/scripts:/s:ro" \
+      "$docker_image" python3 /s/{} > /dev/null)
     t1=$(now)
     echo "$t1 - $t0" | bc -l >> "$tmp/docker.t"
 
