@@ -10,7 +10,7 @@ import (
 
 	"github.com/runboxhq/runbox/internal/iostreams"
 	"github.com/runboxhq/runbox/sandbox"
-	_ "github.com/runboxhq/runbox/sandbox/docker" // registers "docker"
+	"github.com/runboxhq/runbox/sandbox/docker"
 	_ "github.com/runboxhq/runbox/sandbox/host"   // registers "host"
 	_ "github.com/runboxhq/runbox/sandbox/native" // registers "native"
 )
@@ -66,7 +66,13 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	allWork := true
 	for _, name := range names {
 		r := BackendReport{Backend: name}
-		b, err := sandbox.Open(ctx, name)
+		var b sandbox.Backend
+		var err error
+		if name == docker.Name {
+			b, err = docker.New(ctx, docker.Config{ClientOpts: dockerEnv})
+		} else {
+			b, err = sandbox.Open(ctx, name)
+		}
 		if err != nil {
 			r.Checks = []sandbox.Check{{Name: "open", Detail: err.Error()}}
 		} else {

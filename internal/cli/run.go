@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/docker/go-units"
+	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -120,7 +121,7 @@ Exit code: 0 when every script ended ok, 1 when any did not, 2 for bad flags or 
 
 // dockerConfig turns --image and --pull into the Docker backend's settings.
 func (o *RunOptions) dockerConfig() (docker.Config, error) {
-	cfg := docker.Config{Warm: docker.DefaultWarm, Pull: o.Pull}
+	cfg := docker.Config{Warm: docker.DefaultWarm, Pull: o.Pull, ClientOpts: dockerEnv}
 	if o.Backend != docker.Name {
 		if len(o.Images) > 0 || o.Pull {
 			return cfg, runUsage("--image and --pull need --backend docker")
@@ -143,6 +144,10 @@ func (o *RunOptions) dockerConfig() (docker.Config, error) {
 	}
 	return cfg, nil
 }
+
+// dockerEnv reaches the engine the environment names (DOCKER_HOST and the rest), as the
+// docker CLI does.
+var dockerEnv = []client.Opt{client.FromEnv}
 
 // openBackend opens the backend --backend names, with cfg for docker.
 func (o *RunOptions) openBackend(ctx context.Context, cfg docker.Config) (sandbox.Backend, error) {

@@ -74,8 +74,10 @@ type Config struct {
 	JanitorInterval time.Duration
 	// Logger receives debug lines per run and the janitor's work (default: none).
 	Logger *slog.Logger
-	// ClientOpts add to the Engine API client's options, after the environment's
-	// (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY).
+	// ClientOpts say how to reach the engine (default: the local socket, with the API
+	// version negotiated). The command line passes client.FromEnv, which honours
+	// DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH and DOCKER_TLS_VERIFY; the
+	// library reads no environment itself.
 	ClientOpts []client.Opt
 }
 
@@ -123,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Warm < 0 {
 		cfg.Warm = 0
 	}
-	opts := append([]client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}, cfg.ClientOpts...)
+	opts := append([]client.Opt{client.WithAPIVersionNegotiation()}, cfg.ClientOpts...)
 	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker: engine client: %w", err)

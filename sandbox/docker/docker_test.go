@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func newBackend(t testing.TB, cfg docker.Config) *docker.Backend {
 	t.Helper()
 	requireEngine(t)
+	cfg.ClientOpts = append([]client.Opt{client.FromEnv}, cfg.ClientOpts...)
 	b, err := docker.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
