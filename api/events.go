@@ -11,6 +11,9 @@ const (
 	EventProgress EventType = "progress" // a progress reading: Progress (the line is not repeated as a line event)
 	EventSignal   EventType = "signal"   // runbox forwarded a signal to the process tree: Signal
 	EventExited   EventType = "exited"   // the run is over: Result (always the last event)
+	// A sandboxed run's stream (the server's) starts with EventStarted (RunID), carries
+	// EventLine events, and ends with EventResult.
+	EventResult EventType = "result" // the sandboxed run is over: Run (always the last event)
 )
 
 // Event is one record of a run's NDJSON event stream (`runbox exec --events`, and the
@@ -20,8 +23,9 @@ type Event struct {
 	Seq  uint64    `json:"seq"`  // 1, 2, 3… in emission order
 	Time time.Time `json:"time"` // when runbox saw it (RFC 3339, nanoseconds, UTC)
 
-	Pid  int      `json:"pid,omitempty"`
-	Argv []string `json:"argv,omitempty"`
+	Pid   int      `json:"pid,omitempty"`
+	RunID string   `json:"run_id,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
 
 	Stream string `json:"stream,omitempty"` // "stdout" or "stderr"
 	// Text is the line without its terminator. When the line is not valid UTF-8, Text
@@ -36,6 +40,7 @@ type Event struct {
 	Progress *Progress      `json:"progress,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
 	Result   *ProcessResult `json:"result,omitempty"`
+	Run      *RunResult     `json:"run,omitempty"`
 }
 
 // Progress is a progress reading taken from a line of output.

@@ -152,7 +152,7 @@ func (st *watchState) line(l proc.Line) {
 			return
 		}
 	}
-	ev := api.Event{Type: api.EventLine, Time: l.Time.UTC(), Stream: l.Stream.String(), Text: l.Text, Kind: kindName(l.Kind)}
+	ev := api.Event{Type: api.EventLine, Time: l.Time.UTC(), Stream: l.Stream.String(), Text: l.Text, Kind: l.Kind.String()}
 	if !utf8.ValidString(l.Text) {
 		ev.Text, ev.Encoding = base64.StdEncoding.EncodeToString([]byte(l.Text)), "base64"
 	}
@@ -180,14 +180,3 @@ func (st *watchState) flushProgress() {
 	}
 }
 
-func kindName(k proc.LineKind) string {
-	switch k {
-	case proc.LineUpdate:
-		return "update"
-	case proc.LinePartial:
-		return "partial"
-	case proc.LineUnterminated:
-		return "eof"
-	}
-	return "line"
-}

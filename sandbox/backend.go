@@ -191,3 +191,13 @@ var memoryErrors = []string{"MemoryError"}
 func memoryHint(limit int64) string {
 	return "the memory limit is " + units.BytesSize(float64(limit)) + "; raise it with the memory limit"
 }
+
+// Streamer is implemented by backends that hand over a run's output as the program
+// writes it, for callers that show it live (the server's NDJSON stream).
+type Streamer interface {
+	// RunStream is Run, calling out with each piece of the program's output as it
+	// arrives: stream is "stdout" or "stderr", p is valid only during the call, and
+	// nothing past a stream's cap is passed. Calls for one stream come in order, from
+	// one goroutine at a time, but the two streams may be called concurrently.
+	RunStream(ctx context.Context, spec Spec, out func(stream string, p []byte)) (*Result, error)
+}

@@ -23,6 +23,20 @@ const (
 	Unterminated             // the last bytes of the stream, with no terminator, delivered by Flush
 )
 
+// String is the kind's name in the event format (docs/events.md): "line", "update",
+// "partial" or "eof".
+func (k Kind) String() string {
+	switch k {
+	case Update:
+		return "update"
+	case Partial:
+		return "partial"
+	case Unterminated:
+		return "eof"
+	}
+	return "line"
+}
+
 // Line is one line, or one piece of an over-long line.
 type Line struct {
 	Text []byte // valid only during the callback; the callee copies what it keeps

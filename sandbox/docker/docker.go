@@ -169,6 +169,13 @@ func (b *Backend) Close() error {
 
 // Run runs spec in a container. See sandbox.Backend.
 func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, error) {
+	return b.RunStream(ctx, spec, nil)
+}
+
+var _ sandbox.Streamer = (*Backend)(nil)
+
+// RunStream is Run, passing the output to out as it comes. See sandbox.Streamer.
+func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(stream string, p []byte)) (*sandbox.Result, error) {
 	p, err := sandbox.Prepare(spec)
 	if err != nil {
 		return nil, err
@@ -191,7 +198,7 @@ func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, 
 	if err := b.ensureImage(ctx, image); err != nil {
 		return sandbox.Fail(res, err)
 	}
-	r, err := b.run(ctx, eng, p, res, image)
+	r, err := b.run(ctx, eng, p, res, image, out)
 	if err != nil {
 		return sandbox.Fail(res, err)
 	}

@@ -175,7 +175,7 @@ func (b *Backend) kill(id, signal string) {
 }
 
 // run runs p in a container of image, warm or new, and removes it.
-func (b *Backend) run(ctx context.Context, eng *engine, p *sandbox.Prepared, res *sandbox.Result, image string) (*sandbox.Result, error) {
+func (b *Backend) run(ctx context.Context, eng *engine, p *sandbox.Prepared, res *sandbox.Result, image string, out func(string, []byte)) (*sandbox.Result, error) {
 	lim := p.Limits
 	// The engine calls that set the run up finish even if ctx ends meanwhile: the run
 	// then starts and is stopped at once, and reports a timeout like any other.
@@ -197,12 +197,12 @@ func (b *Backend) run(ctx context.Context, eng *engine, p *sandbox.Prepared, res
 		b.warm.removed(bx.id)
 	}()
 	b.log.Debug("docker: run", "run", p.RunID, "container", bx.id[:12], "warm", bx.warm)
-	return b.runIn(ctx, p, res, bx)
+	return b.runIn(ctx, p, res, bx, out)
 }
 
 // runIn attaches to bx, starts it unless it is warm (started already), sends the
 // config and reads the frames until the init reports or the container ends.
-func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result, bx *box) (*sandbox.Result, error) {
+func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result, bx *box, tap func(string, []byte)) (*sandbox.Result, error) {
 	lim := p.Limits
 	started := time.Now()
 	setup := context.WithoutCancel(ctx)
@@ -267,7 +267,7 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 		writeErr <- err
 	}()
 
-	out := newOutput(lim)
+	out := newOutput(lim, tap)
 	st, readErr := readFrames(att.Reader, out)
 	elapsed := time.Since(started)
 	werr := <-writeErr
@@ -387,13 +387,17 @@ func initConfig(p *sandbox.Prepared, uid int) *boxinit.Config {
 // output collects what the frames carry, within the run's caps: the host's memory
 // stays bounded whatever the container sends.
 type output struct {
-	stdout, stderr cappedBuffer
-	initStderr     cappedBuffer // the init's own stderr: a crash report
+	stdout, stderr       cappedBuffer
+	initStderr           cappedBuffer // the init's own stderr: a crash report
+	stdoutTap, stderrTap *sandbox.Tap
 }
 
-func newOutput(lim sandbox.Limits) *output {
-	return &output{stdout: cappedBuffer{limit: lim.Stdout}, stderr: cappedBuffer{limit: lim.Stderr},
-		initStderr: cappedBuffer{limit: maxInitStderr}}
+func newOutput(lim sandbox.Limits, tap func(string, []byte)) *output {
+	o := &output{stdout: cappedBuffer{limit: lim.Stdout}, stderr: cappedBuffer{limit: lim.Stderr},
+		initStderr: cappedBuffer{limit: maxInitStderr}, stdoutTap: sandbox.NewTap("stdout"), stderrTap: sandbox.NewTap("stderr")}
+	o.stdoutTap.Set(tap, lim.Stdout)
+	o.stderrTap.Set(tap, lim.Stderr)
+	return o
 }
 
 // fill sets res's streams; the init's counts, when it reported, are the program's
@@ -448,8 +452,10 @@ func readFrames(r io.Reader, out *output) (*boxinit.Status, error) {
 		switch typ {
 		case boxinit.FrameStdout:
 			out.stdout.Write(payload)
+			out.stdoutTap.Write(payload)
 		case boxinit.FrameStderr:
 			out.stderr.Write(payload)
+			out.stderrTap.Write(payload)
 		case boxinit.FrameStatus:
 			var st boxinit.Status
 			if err := json.Unmarshal(payload, &st); err != nil {

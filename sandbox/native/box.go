@@ -26,6 +26,8 @@ type box struct {
 	base              proc.Usage
 	memory, processes int64
 	warm              bool // it came from the warm pool
+	// taps pass the output on as it comes, to a streamed run.
+	stdoutTap, stderrTap *sandbox.Tap
 }
 
 func (bx *box) discard() {
@@ -80,6 +82,7 @@ func (b *Backend) spawn() (*box, error) {
 		cfgW.Close()
 		return nil, err
 	}
+	stdoutTap, stderrTap := sandbox.NewTap("stdout"), sandbox.NewTap("stderr")
 	uid := b.cfg.HostUID
 	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxinit.UID, HostID: int(uid) + boxinit.UID, Size: 1}}
 	cmd := &proc.Cmd{
@@ -96,8 +99,8 @@ func (b *Backend) spawn() (*box, error) {
 		// root of the box, so that what the init creates has an owner there
 		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
 		ExtraFiles:  []*os.File{cfgR, stW},
-		Stdout:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
-		Stderr:      []proc.Sink{proc.Capture(sandbox.MaxOutput)},
+		Stdout:      []proc.Sink{proc.Capture(sandbox.MaxOutput), proc.Writer(stdoutTap)},
+		Stderr:      []proc.Sink{proc.Capture(sandbox.MaxOutput), proc.Writer(stderrTap)},
 		OutputLimit: sandbox.MaxOutput,
 		StopSignal:  syscall.SIGKILL,
 		Grace:       -1,
@@ -114,7 +117,8 @@ func (b *Backend) spawn() (*box, error) {
 		stR.Close()
 		return nil, fmt.Errorf("start the box: %w", err)
 	}
-	bx := &box{proc: pr, cfgW: cfgW, stR: stR, memory: sandbox.DefaultMemory, processes: sandbox.DefaultProcesses}
+	bx := &box{proc: pr, cfgW: cfgW, stR: stR, memory: sandbox.DefaultMemory, processes: sandbox.DefaultProcesses,
+		stdoutTap: stdoutTap, stderrTap: stderrTap}
 	for _, ns := range []string{"mnt", "net"} {
 		if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pr.Pid(), ns)); err == nil {
 			bx.ns = append(bx.ns, f)

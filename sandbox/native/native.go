@@ -134,6 +134,13 @@ func (b *Backend) Close() error {
 
 // Run runs spec in a new box. See sandbox.Backend.
 func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, error) {
+	return b.RunStream(ctx, spec, nil)
+}
+
+var _ sandbox.Streamer = (*Backend)(nil)
+
+// RunStream is Run, passing the output to out as it comes. See sandbox.Streamer.
+func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(stream string, p []byte)) (*sandbox.Result, error) {
 	p, err := sandbox.Prepare(spec)
 	if err != nil {
 		return nil, err
@@ -151,7 +158,7 @@ func (b *Backend) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, 
 	if b.unusable != nil {
 		return sandbox.Fail(res, b.unusable)
 	}
-	r, err := b.run(ctx, p, res)
+	r, err := b.run(ctx, p, res, out)
 	if err != nil {
 		return sandbox.Fail(res, err)
 	}

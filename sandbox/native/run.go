@@ -20,11 +20,17 @@ import (
 	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
 
-func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result) (*sandbox.Result, error) {
+func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result, out func(string, []byte)) (*sandbox.Result, error) {
 	lim := p.Limits
 	bx, err := b.take()
 	if err != nil {
 		return nil, err
+	}
+	if out != nil {
+		bx.stdoutTap.Set(out, lim.Stdout)
+		bx.stderrTap.Set(out, lim.Stderr)
+		defer bx.stdoutTap.Set(nil, 0)
+		defer bx.stderrTap.Set(nil, 0)
 	}
 	defer b.used(bx)
 	defer bx.stR.Close()
