@@ -179,4 +179,3 @@ func (st *watchState) flushProgress() {
 		st.emitLocked(api.Event{Type: api.EventProgress, Progress: st.last})
 	}
 }
-
