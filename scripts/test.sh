@@ -30,6 +30,12 @@ fi
 echo "== docker test image"
 ./scripts/docker-images.sh
 
+# The server's tests drive it with real clients from npm (piston-client, the MCP
+# TypeScript SDK), pinned by the lock file.
+echo "== npm clients for the server's tests"
+command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+npm ci --prefix internal/server/testdata/js --no-audit --no-fund --loglevel=error
+
 echo "== go vet"
 go vet ./...
 echo "== go test"
