@@ -72,7 +72,9 @@ func (e *Error) Error() string {
 }
 
 // Is makes a 429 match ErrOverloaded.
-func (e *Error) Is(target error) bool { return target == ErrOverloaded && e.StatusCode == http.StatusTooManyRequests }
+func (e *Error) Is(target error) bool {
+	return target == ErrOverloaded && e.StatusCode == http.StatusTooManyRequests
+}
 
 // Run runs req and returns its result. A program that failed is a result, not an
 // error; a run runbox could not carry out returns its result (status sandbox_error)
