@@ -90,5 +90,6 @@ executed; 127 when it is not found.`,
 	root.AddCommand(NewMapCmd(ios, nil))
 	root.AddCommand(NewRunCmd(ios, nil))
 	root.AddCommand(NewDoctorCmd(ios, nil))
+	root.AddCommand(NewServeCmd(ios, nil))
 	return root
 }

@@ -19,7 +19,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/docker/go-units"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -29,7 +28,6 @@ import (
 	"github.com/runboxhq/runbox/lang"
 	"github.com/runboxhq/runbox/runner"
 	"github.com/runboxhq/runbox/sandbox"
-	"github.com/runboxhq/runbox/sandbox/docker"
 )
 
 // Exit codes of `runbox run`.
@@ -63,9 +61,7 @@ type RunOptions struct {
 	Lang        string
 	Code        string
 	Stdin       string
-	// Images ("python=IMAGE") and Pull configure the Docker backend.
-	Images []string
-	Pull   bool
+	backendFlags
 
 	// Now is the clock of the logs' daily rotation (tests inject one); nil is time.Now.
 	Now func() time.Time
@@ -101,7 +97,6 @@ Exit code: 0 when every script ended ok, 1 when any did not, 2 for bad flags or 
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return runUsage("%v", err) })
 	f := cmd.Flags()
-	f.StringVar(&opts.Backend, "backend", "native", "the sandbox backend: native, docker, or host (no isolation, for trusted code)")
 	f.IntVarP(&opts.Jobs, "jobs", "j", 1, "scripts run at once")
 	f.BoolVarP(&opts.Recursive, "recursive", "r", false, "run the scripts of subdirectories too")
 	f.DurationVar(&opts.Timeout, "timeout", 0, "wall time limit per script (default 10s)")
@@ -114,47 +109,8 @@ Exit code: 0 when every script ended ok, 1 when any did not, 2 for bad flags or 
 	f.StringVar(&opts.Lang, "lang", "", "the language of -c")
 	f.StringVarP(&opts.Code, "code", "c", "", "run this code (with --lang) instead of files")
 	f.StringVar(&opts.Stdin, "stdin", "", "a file every script reads as its standard input")
-	f.StringArrayVar(&opts.Images, "image", nil, "with --backend docker: the image of a language, LANG=IMAGE (repeatable; default "+docker.DefaultImage+")")
-	f.BoolVar(&opts.Pull, "pull", false, "with --backend docker: pull images the engine lacks")
+	opts.backendFlags.add(f)
 	return cmd
-}
-
-// dockerConfig turns --image and --pull into the Docker backend's settings.
-func (o *RunOptions) dockerConfig() (docker.Config, error) {
-	cfg := docker.Config{Warm: docker.DefaultWarm, Pull: o.Pull, ClientOpts: dockerEnv}
-	if o.Backend != docker.Name {
-		if len(o.Images) > 0 || o.Pull {
-			return cfg, runUsage("--image and --pull need --backend docker")
-		}
-		return cfg, nil
-	}
-	for _, kv := range o.Images {
-		name, image, ok := strings.Cut(kv, "=")
-		l, known := lang.Lookup(name)
-		switch {
-		case !ok || image == "":
-			return cfg, runUsage("--image %q: want LANG=IMAGE, such as python=python:3.12-slim", kv)
-		case !known:
-			return cfg, runUsage("--image %q: unknown language %q (known: %s)", kv, name, strings.Join(sandbox.Languages(), ", "))
-		}
-		if cfg.Images == nil {
-			cfg.Images = make(map[string]string)
-		}
-		cfg.Images[l.Name] = image
-	}
-	return cfg, nil
-}
-
-// dockerEnv reaches the engine the environment names (DOCKER_HOST and the rest), as the
-// docker CLI does.
-var dockerEnv = []client.Opt{client.FromEnv}
-
-// openBackend opens the backend --backend names, with cfg for docker.
-func (o *RunOptions) openBackend(ctx context.Context, cfg docker.Config) (sandbox.Backend, error) {
-	if o.Backend != docker.Name {
-		return sandbox.Open(ctx, o.Backend)
-	}
-	return docker.New(ctx, cfg)
 }
 
 // runUsage is a wrong invocation of `runbox run`: exit code 2.
@@ -169,7 +125,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	dockerCfg, err := opts.dockerConfig()
 	if err != nil {
-		return err
+		return runUsage("%v", err)
 	}
 	if opts.Jobs < 1 {
 		return runUsage("-j %d: want at least 1", opts.Jobs)

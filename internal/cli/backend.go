@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moby/moby/client"
+	"github.com/spf13/pflag"
+
+	"github.com/runboxhq/runbox/lang"
+	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/docker"
+)
+
+// backendFlags choose the sandbox backend of `runbox run` and `runbox serve`.
+type backendFlags struct {
+	Backend string
+	// Images ("python=IMAGE") and Pull configure the Docker backend.
+	Images []string
+	Pull   bool
+}
+
+func (o *backendFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&o.Backend, "backend", "native", "the sandbox backend: native, docker, or host (no isolation, for trusted code)")
+	f.StringArrayVar(&o.Images, "image", nil, "with --backend docker: the image of a language, LANG=IMAGE (repeatable; default "+docker.DefaultImage+")")
+	f.BoolVar(&o.Pull, "pull", false, "with --backend docker: pull images the engine lacks")
+}
+
+// dockerEnv reaches the engine the environment names (DOCKER_HOST and the rest), as the
+// docker CLI does.
+var dockerEnv = []client.Opt{client.FromEnv}
+
+// dockerConfig turns --image and --pull into the Docker backend's settings; the error
+// is a usage error's text.
+func (o *backendFlags) dockerConfig() (docker.Config, error) {
+	cfg := docker.Config{Warm: docker.DefaultWarm, Pull: o.Pull, ClientOpts: dockerEnv}
+	if o.Backend != docker.Name {
+		if len(o.Images) > 0 || o.Pull {
+			return cfg, fmt.Errorf("--image and --pull need --backend docker")
+		}
+		return cfg, nil
+	}
+	for _, kv := range o.Images {
+		name, image, ok := strings.Cut(kv, "=")
+		l, known := lang.Lookup(name)
+		switch {
+		case !ok || image == "":
+			return cfg, fmt.Errorf("--image %q: want LANG=IMAGE, such as python=python:3.12-slim", kv)
+		case !known:
+			return cfg, fmt.Errorf("--image %q: unknown language %q (known: %s)", kv, name, strings.Join(sandbox.Languages(), ", "))
+		}
+		if cfg.Images == nil {
+			cfg.Images = make(map[string]string)
+		}
+		cfg.Images[l.Name] = image
+	}
+	return cfg, nil
+}
+
+// openBackend opens the backend --backend names, with cfg for docker.
+func (o *backendFlags) openBackend(ctx context.Context, cfg docker.Config) (sandbox.Backend, error) {
+	if o.Backend != docker.Name {
+		return sandbox.Open(ctx, o.Backend)
+	}
+	return docker.New(ctx, cfg)
+}

@@ -1,0 +1,88 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runboxhq/runbox/api"
+	"github.com/runboxhq/runbox/client"
+)
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// `runbox serve` serves runs until SIGTERM, then lets the run in progress finish and
+// exits 0.
+func TestServe(t *testing.T) {
+	addr := freeAddr(t)
+	var stderr bytes.Buffer
+	cmd := exec.Command(os.Args[0], "__runbox", "serve", "--addr", addr, "--drain", "10s")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c, _ := client.New("http://" + addr)
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 20s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := c.Run(ctx, api.RunRequest{Language: "python", Code: "print('served')"})
+	if err != nil || res.Stdout != "served\n" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	got := make(chan *api.RunResult, 1)
+	go func() {
+		r, _ := c.Run(ctx, api.RunRequest{Language: "python", Code: "import time; time.sleep(1); print('finished')"})
+		got <- r
+	}()
+	time.Sleep(400 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v\n%s", err, stderr.String())
+	}
+	if r := <-got; r == nil || r.Stdout != "finished\n" {
+		t.Errorf("the run in progress at SIGTERM: %+v", r)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"listening"`) || !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Errorf("log:\n%s", stderr.String())
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr", "0.0.0.0:0"}, "not a loopback address: give a bearer token"},
+		{[]string{"--max-memory", "1KiB"}, "--max-memory"},
+		{[]string{"--backend", "nosuch"}, "unknown backend"},
+		{[]string{"--image", "python=x"}, "need --backend docker"},
+		{[]string{"extra"}, "unknown command"},
+	} {
+		out, err := exec.Command(os.Args[0], append([]string{"__runbox", "serve"}, tc.args...)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 125 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("serve %v: %v\n%s\nwant exit 125 and %q", tc.args, err, out, tc.want)
+		}
+	}
+}
