@@ -109,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 	s.runsCtx, s.stopRuns = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.routes()
+	s.mux.Handle("/mcp", s.mcpHandler())
 	s.handler = s.authenticate(s.mux)
 	return s, nil
 }
