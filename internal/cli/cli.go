@@ -91,5 +91,6 @@ executed; 127 when it is not found.`,
 	root.AddCommand(NewRunCmd(ios, nil))
 	root.AddCommand(NewDoctorCmd(ios, nil))
 	root.AddCommand(NewServeCmd(ios, nil))
+	root.AddCommand(NewMCPCmd(ios, nil))
 	return root
 }

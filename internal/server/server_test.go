@@ -24,7 +24,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // backend returns a native backend, the real sandbox, closed when the test ends.
-func backend(t *testing.T) (sandbox.Backend, error) {
+func backend(t testing.TB) (sandbox.Backend, error) {
 	b, err := native.New(context.Background(), native.Config{})
 	if err == nil {
 		t.Cleanup(func() { b.Close() })
