@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,33 +14,17 @@ import (
 	"github.com/runboxhq/runbox/sandbox"
 )
 
-// timed is a backend that records how long each Run of the backend inside took.
-type timed struct {
-	sandbox.Backend
-	mu   sync.Mutex
-	last time.Duration
-}
-
-func (t *timed) Run(ctx context.Context, spec sandbox.Spec) (*sandbox.Result, error) {
-	start := time.Now()
-	res, err := t.Backend.Run(ctx, spec)
-	t.mu.Lock()
-	t.last = time.Since(start)
-	t.mu.Unlock()
-	return res, err
-}
-
-// BenchmarkHTTPOverhead runs print(1) through POST /v1/runs on loopback with the Go
-// client, one at a time, and reports the p50 of what each request cost beyond its own
-// Backend.Run (the library call, timed inside the server for the same run): the HTTP
-// overhead, paired per run so the sandbox's own variation cancels out. Target ≤ 0.3 ms.
+// BenchmarkHTTPOverhead runs the same snippet on the same native backend two ways,
+// alternating, one at a time: Backend.Run (the library call) and POST /v1/runs on
+// loopback with the Go client. It reports the p50 of each and their difference, the
+// HTTP overhead per run (target ≤ 0.3 ms). Alternating puts both sides under the same
+// background work (the warm boxes' refill) and the same drift of the machine.
 func BenchmarkHTTPOverhead(b *testing.B) {
-	nb, err := backend(b)
+	be, err := backend(b) // with its warm boxes, as runbox serve has it
 	if err != nil {
 		b.Skip(err)
 	}
-	tb := &timed{Backend: nb}
-	s, err := server.New(server.Config{Backend: tb})
+	s, err := server.New(server.Config{Backend: be})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,24 +32,38 @@ func BenchmarkHTTPOverhead(b *testing.B) {
 	defer ts.Close()
 	c, _ := client.New(ts.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}))
 	ctx := context.Background()
-	req := api.RunRequest{Language: "python", Code: "print(1)"}
-	var over, lib []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		res, err := c.Run(ctx, req)
-		total := time.Since(start)
-		if err != nil || res.Status != api.StatusOK {
+	cmd := []string{"/bin/true"}
+	lib := func() {
+		if res, err := be.Run(ctx, sandbox.Spec{Command: cmd}); err != nil || res.Status != sandbox.StatusOK {
 			b.Fatalf("%+v %v", res, err)
 		}
-		tb.mu.Lock()
-		inner := tb.last
-		tb.mu.Unlock()
-		over = append(over, total-inner)
-		lib = append(lib, inner)
 	}
-	slices.Sort(over)
-	slices.Sort(lib)
-	b.ReportMetric(float64(over[len(over)/2].Microseconds())/1000, "overhead-p50-ms")
-	b.ReportMetric(float64(over[len(over)*99/100].Microseconds())/1000, "overhead-p99-ms")
-	b.ReportMetric(float64(lib[len(lib)/2].Microseconds())/1000, "library-p50-ms")
+	overHTTP := func() {
+		if res, err := c.Run(ctx, api.RunRequest{Command: cmd}); err != nil || res.Status != api.StatusOK {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+	var libT, httpT []time.Duration
+	i := 0
+	for b.Loop() {
+		first, second, firstT, secondT := lib, overHTTP, &libT, &httpT
+		if i%2 == 1 {
+			first, second, firstT, secondT = overHTTP, lib, &httpT, &libT
+		}
+		i++
+		start := time.Now()
+		first()
+		mid := time.Now()
+		second()
+		*firstT = append(*firstT, mid.Sub(start))
+		*secondT = append(*secondT, time.Since(mid))
+	}
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2].Microseconds()) / 1000
+	}
+	l, h := p50(libT), p50(httpT)
+	b.ReportMetric(l, "library-p50-ms")
+	b.ReportMetric(h, "http-p50-ms")
+	b.ReportMetric(h-l, "overhead-ms")
 }
