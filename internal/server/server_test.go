@@ -274,7 +274,7 @@ func TestLanguagesAndMetrics(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`runbox_runs_total{api="v1",status="ok"} `, "runbox_run_duration_seconds_bucket", "runbox_queue_depth 0", "runbox_runs_in_flight 0"} {
+	for _, want := range []string{`runbox_runs_total{api="v1",status="ok"} `, "runbox_run_duration_seconds_bucket", "runbox_queue_depth 0", "runbox_runs_in_flight 0", "runbox_warm_pool_size "} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}

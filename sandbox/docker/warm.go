@@ -207,3 +207,16 @@ func (w *warmPools) close() {
 	}
 	wg.Wait()
 }
+
+// WarmSize is how many started containers wait for a run, over every image (the
+// server's runbox_warm_pool_size).
+func (b *Backend) WarmSize() int {
+	w := b.warm
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, p := range w.pools {
+		n += len(p.idle)
+	}
+	return n
+}

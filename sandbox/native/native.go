@@ -164,3 +164,7 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	}
 	return r, nil
 }
+
+// WarmSize is how many boxes wait built for a run (the server's
+// runbox_warm_pool_size).
+func (b *Backend) WarmSize() int { return len(b.warm) }
