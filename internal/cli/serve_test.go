@@ -137,3 +137,69 @@ func rssKiB(pid int) int64 {
 	}
 	return 0
 }
+
+// The real clients of the APIs against the real `runbox serve`: the npm piston-client
+// and the official MCP TypeScript SDK (internal/server/testdata/js; scripts/test.sh
+// installs them).
+func TestServeWithNodeClients(t *testing.T) {
+	js := "../server/testdata/js"
+	if _, err := os.Stat(js + "/node_modules/piston-client/package.json"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v under CI, where scripts/test.sh installs the npm clients", err)
+		}
+		t.Skipf("npm clients not installed (npm ci --prefix internal/server/testdata/js): %v", err)
+	}
+	addr := freeAddr(t)
+	var stderr bytes.Buffer
+	cmd := exec.Command(os.Args[0], "__runbox", "serve", "--addr", addr, "--token", "tok")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	c, _ := client.New("http://"+addr, client.WithToken("tok"))
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Ready(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 20s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	node := func(script, url string, env ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		n := exec.CommandContext(ctx, "/usr/bin/node", js+"/"+script, url)
+		n.Env = append(os.Environ(), env...)
+		out, err := n.CombinedOutput()
+		if err != nil {
+			t.Fatalf("node %s: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	// piston-client sends no token: a server with one refuses it, as it should; the
+	// Piston API is then reached through a token-less server below.
+	mcpOut := node("mcp.mjs", "http://"+addr+"/mcp", "RUNBOX_TOKEN=tok")
+	for _, want := range []string{`"run_code"`, `"list_languages"`, `42`, `"status":"ok"`} {
+		if !strings.Contains(mcpOut, want) {
+			t.Errorf("the MCP TypeScript client's output lacks %s:\n%s", want, mcpOut)
+		}
+	}
+
+	open := freeAddr(t)
+	cmd2 := exec.Command(os.Args[0], "__runbox", "serve", "--addr", open)
+	if err := cmd2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd2.Process.Signal(syscall.SIGTERM); cmd2.Wait() })
+	c2, _ := client.New("http://" + open)
+	for c2.Ready(context.Background()) != nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pistonOut := node("piston.mjs", "http://"+open)
+	for _, want := range []string{"Hello World!", "Hello from", "from a file, from stdin", "ZeroDivisionError"} {
+		if !strings.Contains(pistonOut, want) {
+			t.Errorf("piston-client's output lacks %q:\n%s", want, pistonOut)
+		}
+	}
+}
