@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -56,6 +57,19 @@ func (o *backendFlags) dockerConfig() (docker.Config, error) {
 		cfg.Images[l.Name] = image
 	}
 	return cfg, nil
+}
+
+// open opens the backend the flags name; a bad flag is a usage error.
+func (o *backendFlags) open(ctx context.Context) (sandbox.Backend, error) {
+	cfg, err := o.dockerConfig()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	b, err := o.openBackend(ctx, cfg)
+	if errors.Is(err, sandbox.ErrUnknownBackend) {
+		return nil, usagef("--backend %s: %v", o.Backend, err)
+	}
+	return b, err
 }
 
 // openBackend opens the backend --backend names, with cfg for docker.

@@ -58,17 +58,10 @@ func mcpRun(ctx context.Context, opts *MCPOptions) error {
 	if opts.MaxWall <= 0 || opts.MaxWall > sandbox.MaxWallTime {
 		return usagef("--max-timeout %v: want (0, %v]", opts.MaxWall, sandbox.MaxWallTime)
 	}
-	dockerCfg, err := opts.dockerConfig()
-	if err != nil {
-		return usagef("%v", err)
-	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	backend, err := opts.openBackend(ctx, dockerCfg)
+	backend, err := opts.open(ctx)
 	if err != nil {
-		if errors.Is(err, sandbox.ErrUnknownBackend) {
-			return usagef("--backend %s: %v", opts.Backend, err)
-		}
 		return err
 	}
 	defer backend.Close()

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -102,17 +101,10 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	if !loopback(host) && opts.Token == "" {
 		return usagef("--addr %s is not a loopback address: give a bearer token with --token or RUNBOX_TOKEN", opts.Addr)
 	}
-	dockerCfg, err := opts.dockerConfig()
-	if err != nil {
-		return usagef("%v", err)
-	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	backend, err := opts.openBackend(ctx, dockerCfg)
+	backend, err := opts.open(ctx)
 	if err != nil {
-		if errors.Is(err, sandbox.ErrUnknownBackend) {
-			return usagef("--backend %s: %v", opts.Backend, err)
-		}
 		return err
 	}
 	defer backend.Close()

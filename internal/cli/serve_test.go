@@ -31,26 +31,35 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// `runbox serve` serves runs until SIGTERM, then lets the run in progress finish and
-// exits 0.
-func TestServe(t *testing.T) {
-	addr := freeAddr(t)
-	var stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], "__runbox", "serve", "--addr", addr, "--drain", "10s")
-	cmd.Stderr = &stderr
+// startServe starts `runbox serve` on a free loopback address with args and waits
+// until it is ready; it is stopped with SIGTERM when the test ends.
+func startServe(t *testing.T, token string, args ...string) (addr string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	addr = freeAddr(t)
+	stderr = &bytes.Buffer{}
+	cmd = exec.Command(os.Args[0], append([]string{"__runbox", "serve", "--addr", addr}, args...)...)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	c, _ := client.New("http://" + addr)
-	ctx := context.Background()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	c, _ := client.New("http://"+addr, client.WithToken(token))
 	deadline := time.Now().Add(20 * time.Second)
-	for c.Ready(ctx) != nil {
+	for c.Ready(context.Background()) != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 20s:\n%s", stderr.String())
+			t.Fatalf("runbox serve not ready after 20s:\n%s", stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return addr, cmd, stderr
+}
+
+// `runbox serve` serves runs until SIGTERM, then lets the run in progress finish and
+// exits 0.
+func TestServe(t *testing.T) {
+	addr, cmd, stderr := startServe(t, "", "--drain", "10s")
+	c, _ := client.New("http://" + addr)
+	ctx := context.Background()
 	res, err := c.Run(ctx, api.RunRequest{Language: "python", Code: "print('served')"})
 	if err != nil || res.Stdout != "served\n" {
 		t.Fatalf("%+v %v", res, err)
@@ -95,24 +104,10 @@ func TestServeUsage(t *testing.T) {
 // `runbox serve`; no 5xx, no benign request lost, every verdict as expected, and the
 // server's memory does not grow with the requests (bench/serve-load.sh is the long one).
 func TestServeLoad(t *testing.T) {
-	addr := freeAddr(t)
-	var stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], "__runbox", "serve", "--addr", addr)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	addr, cmd, _ := startServe(t, "")
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	c, _ := client.New("http://"+addr, client.WithHTTPClient(hc))
 	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for c.Ready(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 20s:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	// Warm up, then take the memory the server settles at.
 	loadgen.Run(ctx, loadgen.Config{Client: c, Clients: 8, Duration: 2 * time.Second})
 	before := rssKiB(cmd.Process.Pid)
@@ -149,22 +144,7 @@ func TestServeWithNodeClients(t *testing.T) {
 		}
 		t.Skipf("npm clients not installed (npm ci --prefix internal/server/testdata/js): %v", err)
 	}
-	addr := freeAddr(t)
-	var stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], "__runbox", "serve", "--addr", addr, "--token", "tok")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	c, _ := client.New("http://"+addr, client.WithToken("tok"))
-	deadline := time.Now().Add(20 * time.Second)
-	for c.Ready(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 20s:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, _, _ := startServe(t, "tok", "--token", "tok")
 	node := func(script, url string, env ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -186,16 +166,7 @@ func TestServeWithNodeClients(t *testing.T) {
 		}
 	}
 
-	open := freeAddr(t)
-	cmd2 := exec.Command(os.Args[0], "__runbox", "serve", "--addr", open)
-	if err := cmd2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd2.Process.Signal(syscall.SIGTERM); cmd2.Wait() })
-	c2, _ := client.New("http://" + open)
-	for c2.Ready(context.Background()) != nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	open, _, _ := startServe(t, "")
 	pistonOut := node("piston.mjs", "http://"+open)
 	for _, want := range []string{"Hello World!", "Hello from", "from a file, from stdin", "ZeroDivisionError"} {
 		if !strings.Contains(pistonOut, want) {
