@@ -108,7 +108,16 @@ func runContainer() {
 		}
 	}
 	cpuBase, oomBase := cg.cpu(), cg.oomKills()
+	// A stop that came before the program exists is honoured here; one that comes while
+	// it is forked waits for the fork, so its kill(-1) reaches the program.
+	c.limitMu.Lock()
+	if c.limit != "" {
+		c.limitMu.Unlock()
+		c.report(Status{Limit: c.limit, ConfiguredNS: configured})
+		os.Exit(0)
+	}
 	child, err := spawn(cfg, []*os.File{stdin, stdoutW, stderrW}, cfg.UID)
+	c.limitMu.Unlock()
 	stdin.Close()
 	stdoutW.Close()
 	stderrW.Close()

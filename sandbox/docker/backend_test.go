@@ -182,3 +182,18 @@ func TestCloseRemovesWarm(t *testing.T) {
 		t.Errorf("Run after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A context that ends before the program starts (here: before Run) still gives a
+// timeout result, and nothing is left.
+func TestCancelledBeforeStart(t *testing.T) {
+	b := newBackend(t, docker.Config{Warm: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := b.Run(ctx, sandbox.Spec{Command: []string{"sleep", "30"}})
+	if err != nil || res.Status != sandbox.StatusTimeout || res.Limit != "wall" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if left, err := b.Leftovers(context.Background()); err != nil || len(left) > 0 {
+		t.Errorf("left: %v %v", left, err)
+	}
+}

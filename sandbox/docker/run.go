@@ -302,6 +302,9 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 		if why == "context" && f.Limit == "" {
 			f.Limit = api.LimitWall
 		}
+	case st != nil && st.Limit != "":
+		// Stopped (SIGTERM) before the program was started.
+		f.Signal, f.Limit = syscall.SIGKILL, st.Limit
 	case why != "":
 		// We killed the container before the init reported: the caller's context
 		// ended, or the init did not enforce the wall limit in time.
