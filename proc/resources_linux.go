@@ -81,8 +81,11 @@ func newResourceBox(h *cgroupHost, res *Resources) (*cgroupBox, error) {
 		return nil, err
 	}
 	b := withFiles(&cgroupBox{v1: cg, dir: filepath.Join(cgroupRoot, "freezer", h.resOwn[cgroup1.Freezer], name), fd: -1, resources: true})
+	b.dirs = nil
 	for _, n := range resourceControllers {
-		b.v1Tasks = append(b.v1Tasks, filepath.Join(cgroupRoot, string(n), h.resOwn[n], name, "tasks"))
+		d := filepath.Join(cgroupRoot, string(n), h.resOwn[n], name)
+		b.v1Tasks = append(b.v1Tasks, filepath.Join(d, "tasks"))
+		b.dirs = append(b.dirs, d)
 	}
 	mem := filepath.Join(cgroupRoot, "memory", h.resOwn[cgroup1.Memory], name)
 	b.peakFile = filepath.Join(mem, "memory.max_usage_in_bytes")
