@@ -30,8 +30,6 @@ type ServeOptions struct {
 	MaxWall   time.Duration
 	MaxMemory string
 	Drain     time.Duration
-	// Ready, when set, is called with the address once the server listens (tests).
-	Ready func(addr string)
 }
 
 // NewServeCmd returns `runbox serve`. runF replaces the run for tests; nil runs it.
@@ -119,9 +117,6 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return &exitError{code: ExitInternal, msg: fmt.Sprintf("serve: %v", err)}
 	}
 	log.Info("listening", "addr", "http://"+ln.Addr().String(), "backend", backend.Name())
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
-	}
 	if err := server.Serve(ctx, ln, s, s, opts.Drain); err != nil {
 		log.Warn("shutdown", "err", err)
 	}

@@ -154,18 +154,14 @@ func (s *Server) runCode(ctx context.Context, _ *mcp.CallToolRequest, in RunCode
 // admitMCP is admit for a tool call: the same gate and drain, with the refusal as
 // an error for the tool result instead of an HTTP answer.
 func (s *Server) admitMCP() (ticket *runner.Ticket, done func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining {
+	t, done, err := s.enter()
+	switch {
+	case errors.Is(err, errDraining):
 		return nil, nil, errors.New("runbox is shutting down and runs no new code")
-	}
-	t, err := s.gate.Admit()
-	if err != nil {
-		s.metrics.rejected.Inc()
+	case err != nil:
 		return nil, nil, errors.New("runbox is overloaded: every run slot is busy and the queue is full; retry in a few seconds")
 	}
-	s.inflight.Add(1)
-	return t, func() { t.Done(); s.inflight.Done() }, nil
+	return t, done, nil
 }
 
 // mcpInputError words a refused input for the model, naming run_code's field.

@@ -201,27 +201,40 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		"slots": running, "queue": queue})
 }
 
-// admit lets a request that will run code in, or answers 429 (busy) or 503
-// (shutting down) and returns nil. The caller calls done when the run is over.
-func (s *Server) admit(w http.ResponseWriter) (ticket *runner.Ticket, done func()) {
+// errDraining refuses a run once a shutdown began.
+var errDraining = errors.New("the server is shutting down")
+
+// enter admits a run at once, or refuses it: errDraining while shutting down,
+// runner.ErrOverloaded when every slot and queue place is taken. The caller calls done
+// when the run is over. Every API admits its runs through it.
+func (s *Server) enter() (ticket *runner.Ticket, done func(), err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.draining {
-		s.mu.Unlock()
-		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusServiceUnavailable, "", "the server is shutting down")
-		return nil, nil
+		return nil, nil, errDraining
 	}
 	t, err := s.gate.Admit()
 	if err != nil {
-		s.mu.Unlock()
 		s.metrics.rejected.Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int(DefaultRetryAfter.Seconds())))
-		writeError(w, http.StatusTooManyRequests, "", "%v; retry later", err)
-		return nil, nil
+		return nil, nil, err
 	}
 	s.inflight.Add(1)
-	s.mu.Unlock()
-	return t, func() { t.Done(); s.inflight.Done() }
+	return t, func() { t.Done(); s.inflight.Done() }, nil
+}
+
+// admit lets a request that will run code in, or answers 429 (busy) or 503
+// (shutting down) and returns nil. The caller calls done when the run is over.
+func (s *Server) admit(w http.ResponseWriter) (ticket *runner.Ticket, done func()) {
+	t, done, err := s.enter()
+	switch {
+	case errors.Is(err, errDraining):
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusServiceUnavailable, "", "%v", err)
+	case err != nil:
+		w.Header().Set("Retry-After", strconv.Itoa(int(DefaultRetryAfter.Seconds())))
+		writeError(w, http.StatusTooManyRequests, "", "%v; retry later", err)
+	}
+	return t, done
 }
 
 // runContext is the context of a run for request r: it ends with the request, or when
