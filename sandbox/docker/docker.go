@@ -26,11 +26,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
 
+	"github.com/runboxhq/runbox/lang"
 	"github.com/runboxhq/runbox/sandbox"
 )
 
@@ -194,7 +196,7 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	if err != nil {
 		return sandbox.Fail(res, err)
 	}
-	image := b.imageFor(p)
+	image := b.imageOf(p.Language)
 	if err := b.ensureImage(ctx, image); err != nil {
 		return sandbox.Fail(res, err)
 	}
@@ -221,11 +223,11 @@ func (b *Backend) Prewarm(ctx context.Context, languages ...string) error {
 	}
 	images := make(map[string]bool)
 	for _, name := range languages {
-		p, err := sandbox.Prepare(sandbox.Spec{Language: name, Code: "_"})
-		if err != nil {
-			return err
+		l, ok := lang.Lookup(name)
+		if !ok {
+			return fmt.Errorf("%w: unknown language %q (known: %s)", sandbox.ErrInvalidSpec, name, strings.Join(sandbox.Languages(), ", "))
 		}
-		images[b.imageFor(p)] = true
+		images[b.imageOf(l)] = true
 	}
 	for image := range images {
 		if err := b.ensureImage(ctx, image); err != nil {
@@ -238,10 +240,10 @@ func (b *Backend) Prewarm(ctx context.Context, languages ...string) error {
 	return nil
 }
 
-// imageFor returns the image a prepared spec runs in.
-func (b *Backend) imageFor(p *sandbox.Prepared) string {
-	if p.Language != nil {
-		if img := b.cfg.Images[p.Language.Name]; img != "" {
+// imageOf returns the image runs of language l run in (l nil: a plain command).
+func (b *Backend) imageOf(l *lang.Language) string {
+	if l != nil {
+		if img := b.cfg.Images[l.Name]; img != "" {
 			return img
 		}
 	}
@@ -293,15 +295,13 @@ func unreachable(host string, err error) error {
 // ownerID names this process for the janitor: the boot, the pid, and the pid's start
 // time, so a recycled pid is not taken for the owner.
 func ownerID() string {
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return fmt.Sprintf("%s/%d/%d", trimSpace(boot), os.Getpid(), startTime(os.Getpid()))
+	return fmt.Sprintf("%s/%d/%d", bootID(), os.Getpid(), startTime(os.Getpid()))
 }
 
-func trimSpace(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return string(b)
-}
+// bootID names this boot of the machine, read once.
+var bootID = sync.OnceValue(func() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+})
 
 var errNoImage = errors.New("image not found")

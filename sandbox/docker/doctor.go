@@ -61,10 +61,7 @@ func (b *Backend) Diagnose(ctx context.Context) []sandbox.Check {
 	checks = append(checks, seccomp)
 
 	for _, l := range lang.All() {
-		img := b.cfg.Image
-		if i := b.cfg.Images[l.Name]; i != "" {
-			img = i
-		}
+		img := b.imageOf(l)
 		c := sandbox.Check{Name: "image " + l.Name}
 		if err := b.ensureImage(ctx, img); err != nil {
 			c.Detail = err.Error()

@@ -31,19 +31,18 @@ func (b *Backend) janitorLoop() {
 }
 
 // sweep removes the containers runbox made whose owner is dead, or whose deadline has
-// passed, and the warm containers of this backend that waited too long. It returns
-// how many it removed.
-func (b *Backend) sweep(ctx context.Context) int {
+// passed, the warm containers of this backend that waited too long, and old init
+// volumes.
+func (b *Backend) sweep(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	list, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", labelOwner)})
 	if err != nil {
 		b.log.Debug("docker: janitor: list containers", "err", err)
-		return 0
+		return
 	}
 	b.warm.expire()
-	removed := 0
 	now := time.Now()
 	for _, c := range list.Items {
 		owner := c.Labels[labelOwner]
@@ -64,11 +63,9 @@ func (b *Backend) sweep(ctx context.Context) int {
 			b.log.Debug("docker: janitor", "container", c.ID, "err", err)
 			continue
 		}
-		removed++
 		b.log.Info("docker: janitor removed a container", "container", c.ID[:12], "run", c.Labels[labelRun], "why", why)
 	}
 	b.removeOldInits(ctx)
-	return removed
 }
 
 // initVolumeMaxAge is how old another build's init volume must be before the janitor
@@ -106,8 +103,7 @@ func ownerDead(owner string) bool {
 	if len(parts) != 3 {
 		return false
 	}
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if parts[0] != trimSpace(boot) {
+	if parts[0] != bootID() {
 		return false
 	}
 	pid, err1 := strconv.Atoi(parts[1])

@@ -69,11 +69,11 @@ type box struct {
 	created time.Time
 }
 
-// newBox creates a container of image for a run with limits lim, and starts it when
-// start is set. A warm box's limits are the defaults and its ulimits the maximums, so
-// any run fits; memory, processes and CPU are updated per run.
+// newBox creates a container of image for a run with limits lim. A warm box (started
+// by the pool) has the maximum ulimits, which the init lowers to the run's, and
+// memory and processes the pool updates when a run asks for others.
 func (b *Backend) newBox(ctx context.Context, eng *engine, image string, lim sandbox.Limits, runID string, warm bool) (*box, error) {
-	bx := &box{uid: runUIDBase + rand.IntN(runUIDSpan), warm: warm, limits: lim, image: image}
+	bx := &box{uid: runUIDBase + rand.IntN(runUIDSpan), warm: warm, limits: lim, image: image, created: time.Now()}
 	deadline := time.Now().Add(lim.WallTime + deadlineSlack)
 	nofile, fsize := int64(lim.OpenFiles), lim.FileSize
 	if warm {

@@ -38,6 +38,16 @@ func newWarmPools(b *Backend) *warmPools {
 	return &warmPools{b: b, pools: make(map[string]*warmPool), taken: make(map[string]bool)}
 }
 
+// pool returns image's pool, made on first use; w.mu is held.
+func (w *warmPools) pool(image string) *warmPool {
+	p := w.pools[image]
+	if p == nil {
+		p = &warmPool{}
+		w.pools[image] = p
+	}
+	return p
+}
+
 // fits reports whether a run with limits lim can use a warm container.
 func fits(lim sandbox.Limits) bool {
 	d := sandbox.WithDefaults(sandbox.Limits{})
@@ -55,11 +65,7 @@ func (w *warmPools) take(ctx context.Context, eng *engine, image string, lim san
 		w.mu.Unlock()
 		return nil, nil
 	}
-	p := w.pools[image]
-	if p == nil {
-		p = &warmPool{}
-		w.pools[image] = p
-	}
+	p := w.pool(image)
 	var bx *box
 	if fits(lim) && len(p.idle) > 0 {
 		bx, p.idle = p.idle[0], p.idle[1:]
@@ -76,7 +82,9 @@ func (w *warmPools) take(ctx context.Context, eng *engine, image string, lim san
 			Memory: lim.Memory, MemorySwap: lim.Memory, PidsLimit: &pids}})
 		if err != nil {
 			w.b.log.Debug("docker: warm container update failed; a cold one serves", "err", err)
-			go w.b.remove(bx.id)
+			if w.b.remove(bx.id) == nil {
+				w.removed(bx.id)
+			}
 			return nil, nil
 		}
 	}
@@ -93,21 +101,23 @@ func (w *warmPools) refill(eng *engine, image string, p *warmPool) {
 			defer w.fill.Done()
 			bx, err := w.make(eng, image)
 			w.mu.Lock()
-			defer w.mu.Unlock()
 			p.filling--
+			closed := w.closed
+			if err == nil && !closed {
+				p.idle = append(p.idle, bx)
+			}
+			w.mu.Unlock()
 			switch {
 			case err != nil:
 				w.b.log.Debug("docker: warm container", "image", image, "err", err)
-			case w.closed:
-				go w.b.remove(bx.id)
-			default:
-				p.idle = append(p.idle, bx)
+			case closed: // made as the backend closed: close waits for this removal
+				_ = w.b.remove(bx.id)
 			}
 		}()
 	}
 }
 
-// fill starts filling image's pool and waits until it holds Config.Warm containers,
+// fillAndWait starts filling image's pool and waits until it holds Config.Warm containers,
 // or ctx ends.
 func (w *warmPools) fillAndWait(ctx context.Context, eng *engine, image string) error {
 	for {
@@ -116,11 +126,7 @@ func (w *warmPools) fillAndWait(ctx context.Context, eng *engine, image string) 
 			w.mu.Unlock()
 			return sandbox.ErrClosed
 		}
-		p := w.pools[image]
-		if p == nil {
-			p = &warmPool{}
-			w.pools[image] = p
-		}
+		p := w.pool(image)
 		full := len(p.idle) >= w.b.cfg.Warm
 		if !full {
 			w.refill(eng, image, p)
@@ -145,7 +151,6 @@ func (w *warmPools) make(eng *engine, image string) (*box, error) {
 	if err != nil {
 		return nil, err
 	}
-	bx.created = time.Now()
 	if _, err := w.b.cli.ContainerStart(ctx, bx.id, client.ContainerStartOptions{}); err != nil {
 		_ = w.b.remove(bx.id)
 		return nil, err
