@@ -201,3 +201,39 @@ type Streamer interface {
 	// one goroutine at a time, but the two streams may be called concurrently.
 	RunStream(ctx context.Context, spec Spec, out func(stream string, p []byte)) (*Result, error)
 }
+
+// Runs tracks a backend's runs in progress for its Close: Start refuses new runs once
+// Shut, and Wait waits for those started. The zero value is ready to use.
+type Runs struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Start counts a run in, or returns ErrClosed once Shut. Done must follow a nil error.
+func (r *Runs) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.wg.Add(1)
+	return nil
+}
+
+// Done counts a run out.
+func (r *Runs) Done() { r.wg.Done() }
+
+// Shut refuses new runs from now on; it reports false when they were refused already.
+func (r *Runs) Shut() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.closed = true
+	return true
+}
+
+// Wait waits until every run started has called Done.
+func (r *Runs) Wait() { r.wg.Wait() }

@@ -99,9 +99,7 @@ type Backend struct {
 
 	warm *warmPools
 
-	runs      sync.WaitGroup
-	closeMu   sync.RWMutex
-	closed    bool
+	runs      sandbox.Runs
 	stop      chan struct{}
 	janitorWG sync.WaitGroup
 }
@@ -155,14 +153,10 @@ func (*Backend) Name() string { return Name }
 // Close waits for the runs in progress, removes the warm containers and closes the
 // connection to the engine.
 func (b *Backend) Close() error {
-	b.closeMu.Lock()
-	if b.closed {
-		b.closeMu.Unlock()
+	if !b.runs.Shut() {
 		return nil
 	}
-	b.closed = true
 	close(b.stop)
-	b.closeMu.Unlock()
 	b.runs.Wait()
 	b.janitorWG.Wait()
 	b.warm.close()
@@ -182,13 +176,9 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	if err != nil {
 		return nil, err
 	}
-	b.closeMu.RLock()
-	if b.closed {
-		b.closeMu.RUnlock()
-		return nil, sandbox.ErrClosed
+	if err := b.runs.Start(); err != nil {
+		return nil, err
 	}
-	b.runs.Add(1)
-	b.closeMu.RUnlock()
 	defer b.runs.Done()
 
 	res := p.NewResult(Name)

@@ -58,9 +58,8 @@ type Backend struct {
 	// unusable says why no box can run here (checked once, at New); Diagnose says more.
 	unusable error
 
+	runs   sandbox.Runs
 	mu     sync.Mutex
-	closed bool
-	runs   sync.WaitGroup
 	warm   chan *box
 	wanted chan struct{}  // one per warm box to build
 	idle   map[int]string // warm boxes: init pid → cgroup name, for Leftovers
@@ -113,13 +112,9 @@ func (b *Backend) Name() string { return Name }
 // Close waits for runs in progress and kills the warm boxes; later runs fail with
 // sandbox.ErrClosed.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if !b.runs.Shut() {
 		return nil
 	}
-	b.closed = true
-	b.mu.Unlock()
 	close(b.stopWarm)
 	b.filler.Wait()
 	b.runs.Wait()
@@ -145,13 +140,9 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil, sandbox.ErrClosed
+	if err := b.runs.Start(); err != nil {
+		return nil, err
 	}
-	b.runs.Add(1)
-	b.mu.Unlock()
 	defer b.runs.Done()
 
 	res := p.NewResult(Name)
