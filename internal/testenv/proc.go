@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runboxhq/runbox/internal/procfs"
 )
 
 const (
@@ -121,27 +123,11 @@ type stat struct {
 }
 
 func readStat(pid int) (stat, error) {
-	if pid <= 0 {
-		return stat{}, fmt.Errorf("testenv: bad pid %d", pid)
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return stat{}, err
 	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || end < open {
-		return stat{}, fmt.Errorf("testenv: malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[end+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return stat{}, fmt.Errorf("testenv: malformed /proc/%d/stat", pid)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return stat{}, fmt.Errorf("testenv: malformed /proc/%d/stat", pid)
-	}
-	return stat{comm: string(b[open+1 : end]), state: f[0][0], ppid: ppid}, nil
+	return stat{comm: st.Comm, state: st.Fields[0][0], ppid: st.PPid()}, nil
 }
 
 // environ returns the initial environment of pid; nil if it is gone or unreadable.

@@ -2,12 +2,13 @@ package docker
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/runboxhq/runbox/internal/procfs"
 )
 
 // janitorLoop sweeps every JanitorInterval until Close.
@@ -117,20 +118,9 @@ func ownerDead(owner string) bool {
 // startTime returns when pid started, in clock ticks since boot (0 when it does not
 // run).
 func startTime(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name may hold spaces and parentheses: fields count from the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64) // field 22: starttime
-	return v
+	return st.StartTime()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runboxhq/runbox/internal/procfs"
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox/boxinit"
 )
@@ -62,15 +63,9 @@ func (b *Backend) leftovers() []string {
 	parent := make(map[int]int)
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, f := range stats {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if i := strings.LastIndexByte(string(data), ')'); i > 0 {
-			if fields := strings.Fields(string(data[i+1:])); len(fields) > 1 {
-				parent[pid], _ = strconv.Atoi(fields[1])
-			}
+		if st, err := procfs.ReadStat(pid); err == nil {
+			parent[pid] = st.PPid()
 		}
 	}
 	ours := func(pid int) bool {
