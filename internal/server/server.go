@@ -151,9 +151,6 @@ func fillMax(m sandbox.Limits) sandbox.Limits {
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Handle adds a handler to the server's mux (the MCP endpoint comes from elsewhere).
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -250,8 +247,24 @@ func (s *Server) run(ctx context.Context, t *runner.Ticket, spec sandbox.Spec, a
 	if err := t.Wait(ctx); err != nil {
 		return nil, err
 	}
+	return s.exec(ctx, spec, apiName, nil)
+}
+
+// exec runs spec, passing its output to out as it comes when out is set (all at the
+// end when the backend cannot stream), and counts and logs the run.
+func (s *Server) exec(ctx context.Context, spec sandbox.Spec, apiName string, out func(stream string, p []byte)) (*sandbox.Result, error) {
 	start := time.Now()
-	res, err := s.cfg.Backend.Run(ctx, spec)
+	var res *sandbox.Result
+	var err error
+	if st, ok := s.cfg.Backend.(sandbox.Streamer); ok && out != nil {
+		res, err = st.RunStream(ctx, spec, out)
+	} else {
+		res, err = s.cfg.Backend.Run(ctx, spec)
+		if res != nil && out != nil {
+			out("stdout", []byte(res.Stdout))
+			out("stderr", []byte(res.Stderr))
+		}
+	}
 	s.record(apiName, res, err, time.Since(start))
 	return res, err
 }

@@ -63,24 +63,12 @@ func (s *Server) streamRun(ctx context.Context, w http.ResponseWriter, t *runner
 		defer mu.Unlock()
 		splitters[stream].Write(p)
 	}
-	start := time.Now()
-	var res *sandbox.Result
-	var err error
-	if st, ok := s.cfg.Backend.(sandbox.Streamer); ok {
-		res, err = st.RunStream(ctx, spec, out)
-	} else {
-		res, err = s.cfg.Backend.Run(ctx, spec)
-		if res != nil {
-			out("stdout", []byte(res.Stdout))
-			out("stderr", []byte(res.Stderr))
-		}
-	}
+	res, err := s.exec(ctx, spec, "v1-stream", out)
 	mu.Lock()
 	for _, sp := range splitters {
 		sp.Flush()
 	}
 	mu.Unlock()
-	s.record("v1-stream", res, err, time.Since(start))
 	if res == nil {
 		res = &sandbox.Result{RunID: spec.RunID, Backend: s.cfg.Backend.Name(), Status: sandbox.StatusSandboxError}
 		if err != nil {

@@ -77,7 +77,7 @@ func (s *Server) specFrom(req api.RunRequest) (sandbox.Spec, error) {
 // limits checks requested limits against the server's maxima: one over is a 400
 // naming it; one not given takes the sandbox default, lowered to the maximum.
 func (s *Server) limits(req sandbox.Limits) (sandbox.Limits, error) {
-	max, def := s.cfg.MaxLimits, sandbox.WithDefaults(sandbox.Limits{})
+	top, def := s.cfg.MaxLimits, sandbox.WithDefaults(sandbox.Limits{})
 	out := req
 	type field struct {
 		json          string
@@ -86,17 +86,17 @@ func (s *Server) limits(req sandbox.Limits) (sandbox.Limits, error) {
 	}
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	fields := []field{
-		{"wall_time_ms", ms(req.WallTime), ms(max.WallTime), ms(def.WallTime), func(v int64) { out.WallTime = time.Duration(v) * time.Millisecond }},
-		{"cpu_time_ms", ms(req.CPUTime), ms(max.CPUTime), ms(max.CPUTime), func(v int64) { out.CPUTime = time.Duration(v) * time.Millisecond }},
-		{"memory_bytes", req.Memory, max.Memory, def.Memory, func(v int64) { out.Memory = v }},
-		{"processes", int64(req.Processes), int64(max.Processes), int64(def.Processes), func(v int64) { out.Processes = int(v) }},
-		{"open_files", int64(req.OpenFiles), int64(max.OpenFiles), int64(def.OpenFiles), func(v int64) { out.OpenFiles = int(v) }},
-		{"file_size_bytes", req.FileSize, max.FileSize, def.FileSize, func(v int64) { out.FileSize = v }},
-		{"stack_bytes", req.Stack, max.Stack, def.Stack, func(v int64) { out.Stack = v }},
-		{"stdout_bytes", req.Stdout, max.Stdout, def.Stdout, func(v int64) { out.Stdout = v }},
-		{"stderr_bytes", req.Stderr, max.Stderr, def.Stderr, func(v int64) { out.Stderr = v }},
-		{"tmp_bytes", req.TmpSize, max.TmpSize, def.TmpSize, func(v int64) { out.TmpSize = v }},
-		{"tmp_inodes", int64(req.TmpInodes), int64(max.TmpInodes), int64(def.TmpInodes), func(v int64) { out.TmpInodes = int(v) }},
+		{"wall_time_ms", ms(req.WallTime), ms(top.WallTime), ms(def.WallTime), func(v int64) { out.WallTime = time.Duration(v) * time.Millisecond }},
+		{"cpu_time_ms", ms(req.CPUTime), ms(top.CPUTime), ms(top.CPUTime), func(v int64) { out.CPUTime = time.Duration(v) * time.Millisecond }},
+		{"memory_bytes", req.Memory, top.Memory, def.Memory, func(v int64) { out.Memory = v }},
+		{"processes", int64(req.Processes), int64(top.Processes), int64(def.Processes), func(v int64) { out.Processes = int(v) }},
+		{"open_files", int64(req.OpenFiles), int64(top.OpenFiles), int64(def.OpenFiles), func(v int64) { out.OpenFiles = int(v) }},
+		{"file_size_bytes", req.FileSize, top.FileSize, def.FileSize, func(v int64) { out.FileSize = v }},
+		{"stack_bytes", req.Stack, top.Stack, def.Stack, func(v int64) { out.Stack = v }},
+		{"stdout_bytes", req.Stdout, top.Stdout, def.Stdout, func(v int64) { out.Stdout = v }},
+		{"stderr_bytes", req.Stderr, top.Stderr, def.Stderr, func(v int64) { out.Stderr = v }},
+		{"tmp_bytes", req.TmpSize, top.TmpSize, def.TmpSize, func(v int64) { out.TmpSize = v }},
+		{"tmp_inodes", int64(req.TmpInodes), int64(top.TmpInodes), int64(def.TmpInodes), func(v int64) { out.TmpInodes = int(v) }},
 	}
 	for _, f := range fields {
 		switch {
@@ -110,14 +110,14 @@ func (s *Server) limits(req sandbox.Limits) (sandbox.Limits, error) {
 	}
 	// The CPU time defaults to the wall time, as in the sandbox.
 	if req.CPUTime == 0 {
-		out.CPUTime = min(out.WallTime, max.CPUTime)
+		out.CPUTime = min(out.WallTime, top.CPUTime)
 	}
 	switch req.Network {
 	case "", api.NetworkNone:
 		out.Network = api.NetworkNone
-	case max.Network:
+	case top.Network:
 	default:
-		return out, badRequest("limits.network", "limits.network %q is not allowed on this server (allowed: %s)", req.Network, max.Network)
+		return out, badRequest("limits.network", "limits.network %q is not allowed on this server (allowed: %s)", req.Network, top.Network)
 	}
 	return out, nil
 }
