@@ -171,7 +171,8 @@ func mcpInputError(err error) error {
 	case errors.As(err, &re) && re.field == "limits.wall_time_ms":
 		return errors.New("timeout_ms" + strings.TrimPrefix(re.msg, "limits.wall_time_ms"))
 	case errors.Is(err, sandbox.ErrInvalidSpec):
-		return errors.New("invalid input: " + strings.TrimPrefix(err.Error(), sandbox.ErrInvalidSpec.Error()+": "))
+		_, _, msg := errorAnswer(err)
+		return errors.New("invalid input: " + msg)
 	}
 	return err
 }

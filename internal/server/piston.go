@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -443,16 +442,8 @@ func diagnosticText(d *sandbox.Diagnostic) string {
 // its code, a refused spec as 400, the end of the request's context as 503, anything
 // else as 500.
 func answerPistonError(w http.ResponseWriter, err error) {
-	switch re, ok := errors.AsType[*requestError](err); {
-	case ok:
-		writePistonError(w, re.code, "%s", re.msg)
-	case errors.Is(err, sandbox.ErrInvalidSpec):
-		writePistonError(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), sandbox.ErrInvalidSpec.Error()+": "))
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writePistonError(w, http.StatusServiceUnavailable, "the run was not started: %v", err)
-	default:
-		writePistonError(w, http.StatusInternalServerError, "%v", err)
-	}
+	code, _, msg := errorAnswer(err)
+	writePistonError(w, code, "%s", msg)
 }
 
 func writePistonError(w http.ResponseWriter, code int, format string, a ...any) {

@@ -407,15 +407,23 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 // answerError writes err: a request error with its code and field, a refused spec as
 // 400, the end of the request's context as 499-like 503, anything else as 500.
 func answerError(w http.ResponseWriter, err error) {
+	code, field, msg := errorAnswer(err)
+	writeError(w, code, field, "%s", msg)
+}
+
+// errorAnswer is how every API answers err: a request error with its code and field,
+// a refused spec as 400 without the sandbox's prefix, the end of the request's
+// context as 503, anything else (runbox's own failure) as 500.
+func errorAnswer(err error) (code int, field, msg string) {
 	var re *requestError
 	switch {
 	case errors.As(err, &re):
-		writeError(w, re.code, re.field, "%s", re.msg)
+		return re.code, re.field, re.msg
 	case errors.Is(err, sandbox.ErrInvalidSpec):
-		writeError(w, http.StatusBadRequest, "", "%s", strings.TrimPrefix(err.Error(), sandbox.ErrInvalidSpec.Error()+": "))
+		return http.StatusBadRequest, "", strings.TrimPrefix(err.Error(), sandbox.ErrInvalidSpec.Error()+": ")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "", "the run was not started: %v", err)
+		return http.StatusServiceUnavailable, "", "the run was not started: " + err.Error()
 	default:
-		writeError(w, http.StatusInternalServerError, "", "%v", err)
+		return http.StatusInternalServerError, "", err.Error()
 	}
 }
