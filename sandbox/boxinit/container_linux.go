@@ -94,6 +94,11 @@ func runContainer() {
 		}
 	}
 	cg := findCgroup()
+	// The host cannot know whether the engine's kernel and seccomp profile let
+	// Landlock through; the init asks, and goes without it when they do not.
+	if _, err := LandlockABI(); err != nil {
+		cfg.Landlock = false
+	}
 	if err := confine(cfg, containerRules, false); err != nil {
 		fail("confine", err)
 	}

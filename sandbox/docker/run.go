@@ -378,7 +378,7 @@ func initConfig(p *sandbox.Prepared, uid int) *boxinit.Config {
 	}
 	cfg := boxinit.NewConfig(argv, p.Env, lim)
 	cfg.Combined = p.Combined
-	cfg.Landlock = true // where the kernel and the engine's seccomp profile allow it
+	cfg.Landlock = true // the init drops it where the kernel or the engine's seccomp profile refuse it
 	cfg.UID, cfg.WallNS, cfg.CPUNS = uid, int64(lim.WallTime), int64(lim.CPUTime)
 	cfg.Stdout, cfg.Stderr = lim.Stdout, lim.Stderr
 	for _, f := range p.Files {
