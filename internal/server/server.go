@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runboxhq/runbox/api"
+	"github.com/runboxhq/runbox/internal/queue"
 	"github.com/runboxhq/runbox/runner"
 	"github.com/runboxhq/runbox/sandbox"
 )
@@ -63,6 +64,11 @@ type Config struct {
 	Token string
 	// Logger receives a record per request that ran code (default: none).
 	Logger *slog.Logger
+	// Submissions, when set, serves the asynchronous submissions API
+	// (/v1/submissions); Callbacks then checks callback URLs (nil: the defaults,
+	// private targets refused).
+	Submissions *queue.Queue
+	Callbacks   *queue.Callbacks
 }
 
 // Server serves the APIs. Create it with New; it is an http.Handler.
@@ -84,6 +90,10 @@ type Server struct {
 
 	langsOnce sync.Once
 	langs     []api.Language
+
+	// watchCtx ends the submission watch streams when a shutdown begins.
+	watchCtx    context.Context
+	stopWatches context.CancelFunc
 }
 
 // New returns a server over cfg.Backend.
@@ -107,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, gate: runner.NewGate(cfg.Running, cfg.Queue), mux: http.NewServeMux()}
 	s.runsCtx, s.stopRuns = context.WithCancel(context.Background())
+	s.watchCtx, s.stopWatches = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.routes()
 	s.mux.Handle("/mcp", s.mcpHandler())
@@ -160,6 +171,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/runs", s.postRun)
 	s.mux.HandleFunc("GET /v1/languages", s.getLanguages)
 	s.pistonRoutes()
+	s.submissionRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -186,10 +198,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
+	if s.isDraining() {
 		writeError(w, http.StatusServiceUnavailable, "", "shutting down")
 		return
 	}
@@ -290,6 +299,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
 	s.mu.Unlock()
+	s.stopWatches()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {

@@ -98,6 +98,17 @@ func (e *eventWriter) emit(ev api.Event) {
 	defer e.mu.Unlock()
 	e.seq++
 	ev.Seq, ev.Time = e.seq, time.Now().UTC()
-	_ = e.enc.Encode(ev)
+	e.writeLocked(ev)
+}
+
+// write writes one JSON value as a line, flushed.
+func (e *eventWriter) write(v any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.writeLocked(v)
+}
+
+func (e *eventWriter) writeLocked(v any) {
+	_ = e.enc.Encode(v)
 	_ = e.rc.Flush()
 }
