@@ -43,7 +43,12 @@ const (
 	Env      = "RUNBOX_SANDBOX_INIT"
 	ConfigFD = 3
 	StatusFD = 4
+	// ZygoteFD is where a warm template's init finds the socket its zygote serves.
+	ZygoteFD = 5
 	UID      = 1000 // the program's uid and gid inside a native box
+	// Slots is how many uids from UID up a warm template's runs use, one per run in
+	// progress, so that each run's RLIMIT_NPROC counts its own processes only.
+	Slots = 64
 	// ContainerEnv, set to "1", makes the binary a container's init when it runs
 	// without arguments.
 	ContainerEnv = "RUNBOX_CONTAINER_INIT"
@@ -73,6 +78,10 @@ type Config struct {
 	TmpInodes int      `json:"tmp_inodes"`
 	Rlimits   []Rlimit `json:"rlimits"`
 	Landlock  bool     `json:"landlock"`
+	// Zygote, in a native box's config, makes the box a warm template: the init starts
+	// this interpreter argv (python and its flags) as the zygote, which forks a
+	// confined child per run (zygote.py), instead of a program.
+	Zygote []string `json:"zygote,omitempty"`
 
 	// In a container, the init itself enforces what the native host enforces from
 	// outside: the program's uid (the container's tmpfs belongs to it), its time
@@ -331,14 +340,32 @@ type landlockRule struct {
 	access access
 }
 
-// restrictFiles confines this thread, and so the program, with Landlock: rules say
-// what it may do where (paths that do not exist are skipped); no TCP without a
-// loopback; no abstract unix sockets or signals reaching outside the box. Rights the
-// kernel's ABI lacks are left out (best effort).
-func restrictFiles(rules []landlockRule, loopback bool) error {
+// landlockPlan is a Landlock ruleset worked out for this kernel: the ruleset's
+// attribute (Size bytes of it are the kernel's) and each path's allowed rights.
+type landlockPlan struct {
+	FS     uint64        `json:"fs"`
+	Net    uint64        `json:"net"` // left out where the run has a loopback
+	Scoped uint64        `json:"scoped"`
+	Size   uintptr       `json:"size"`
+	Rules  []plannedRule `json:"rules"`
+}
+
+type plannedRule struct {
+	Path   string
+	Access uint64
+}
+
+// MarshalJSON writes a rule as [path, rights], the zygote's form.
+func (r plannedRule) MarshalJSON() ([]byte, error) { return json.Marshal([]any{r.Path, r.Access}) }
+
+// planLandlock works out the ruleset of rules for this kernel's ABI: no TCP (the
+// zygote drops that for a run with a loopback), no abstract unix sockets or signals
+// reaching outside the domain. Rights the kernel's ABI lacks are left out (best
+// effort).
+func planLandlock(rules []landlockRule) (landlockPlan, error) {
 	abi, err := LandlockABI()
 	if err != nil {
-		return err
+		return landlockPlan{}, err
 	}
 	const (
 		read = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR
@@ -356,20 +383,14 @@ func restrictFiles(rules []landlockRule, loopback bool) error {
 	if abi >= 5 {
 		handled |= unix.LANDLOCK_ACCESS_FS_IOCTL_DEV
 	}
-	attr := unix.LandlockRulesetAttr{Handled_access_fs: handled}
-	if abi >= 4 && !loopback {
-		attr.Handled_access_net = unix.LANDLOCK_ACCESS_NET_BIND_TCP | unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
+	var attr unix.LandlockRulesetAttr
+	plan := landlockPlan{FS: handled, Size: unsafe.Offsetof(attr.Quiet_access_fs)}
+	if abi >= 4 {
+		plan.Net = unix.LANDLOCK_ACCESS_NET_BIND_TCP | unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
 	}
 	if abi >= 6 {
-		attr.Scoped = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | unix.LANDLOCK_SCOPE_SIGNAL
+		plan.Scoped = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | unix.LANDLOCK_SCOPE_SIGNAL
 	}
-	// Only the fields up to Scoped: a kernel rejects a larger struct it does not know.
-	r0, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Offsetof(attr.Quiet_access_fs), 0)
-	if errno != 0 {
-		return fmt.Errorf("create ruleset: %w", errno)
-	}
-	fd := int(r0)
-	defer unix.Close(fd)
 	devRW := uint64(unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE)
 	if abi >= 3 {
 		devRW |= unix.LANDLOCK_ACCESS_FS_TRUNCATE
@@ -385,17 +406,41 @@ func restrictFiles(rules []landlockRule, loopback bool) error {
 		writable: handled &^ (unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK),
 	}
 	for _, r := range rules {
-		pfd, err := unix.Open(r.path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		plan.Rules = append(plan.Rules, plannedRule{r.path, rights[r.access] & handled})
+	}
+	return plan, nil
+}
+
+// restrictFiles confines this thread, and so the program, with Landlock: rules say
+// what it may do where (paths that do not exist are skipped); see planLandlock.
+func restrictFiles(rules []landlockRule, loopback bool) error {
+	plan, err := planLandlock(rules)
+	if err != nil {
+		return err
+	}
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: plan.FS, Scoped: plan.Scoped}
+	if !loopback {
+		attr.Handled_access_net = plan.Net
+	}
+	// Only the fields up to Scoped: a kernel rejects a larger struct it does not know.
+	r0, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), plan.Size, 0)
+	if errno != 0 {
+		return fmt.Errorf("create ruleset: %w", errno)
+	}
+	fd := int(r0)
+	defer unix.Close(fd)
+	for _, r := range plan.Rules {
+		pfd, err := unix.Open(r.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		rule := unix.LandlockPathBeneathAttr{Allowed_access: rights[r.access] & handled, Parent_fd: int32(pfd)}
+		rule := unix.LandlockPathBeneathAttr{Allowed_access: r.Access, Parent_fd: int32(pfd)}
 		_, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(fd), unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&rule)), 0, 0, 0)
 		unix.Close(pfd)
 		if errno != 0 {
-			return fmt.Errorf("rule for %s: %w", r.path, errno)
+			return fmt.Errorf("rule for %s: %w", r.Path, errno)
 		}
 	}
 	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(fd), 0, 0); errno != 0 {

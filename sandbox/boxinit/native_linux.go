@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +47,14 @@ func runInit() {
 	configured := time.Now().UnixNano()
 	if err != nil {
 		fail("config", err)
+	}
+	if len(cfg.Zygote) > 0 {
+		st, err := runZygote(cfg)
+		if err != nil {
+			fail("zygote", err)
+		}
+		report(st)
+		os.Exit(0)
 	}
 	if stage, err := configure(cfg, files); err != nil {
 		fail(stage, err)
@@ -217,12 +226,18 @@ func bindDevice(root, dev string) error {
 // without a network.
 func writeEtc(root, hostname string) error {
 	etc := root + "/etc"
+	// The program's user: UID, or one of the slots of a warm template's runs.
+	var users, groups strings.Builder
+	for id := UID; id < UID+Slots; id++ {
+		fmt.Fprintf(&users, "sandbox:x:%d:%d:sandbox:/work:/bin/sh\n", id, id)
+		fmt.Fprintf(&groups, "sandbox:x:%d:\n", id)
+	}
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return err
 	}
 	for name, content := range map[string]string{
-		"passwd":        fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nsandbox:x:%d:%d:sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", UID, UID),
-		"group":         fmt.Sprintf("root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n", UID),
+		"passwd":        "root:x:0:0:root:/root:/bin/sh\n" + users.String() + "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"group":         "root:x:0:\n" + groups.String() + "nogroup:x:65534:\n",
 		"hosts":         "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"hostname":      hostname + "\n",
 		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",

@@ -71,7 +71,7 @@ func BenchmarkParallel50(b *testing.B) {
 	reportP50(b, times)
 }
 
-func newColdBackend(b *testing.B) *native.Backend {
+func newColdBackend(b testing.TB) *native.Backend {
 	be, err := native.New(context.Background(), native.Config{Warm: -1})
 	if err != nil {
 		b.Skipf("native backend unavailable: %v", err)

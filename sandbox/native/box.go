@@ -71,7 +71,11 @@ func (bx *box) release() {
 
 // spawn starts a box with the largest limits; the run sets its own before it sends
 // the config.
-func (b *Backend) spawn() (*box, error) {
+func (b *Backend) spawn() (*box, error) { return b.spawnWith(nil, 1) }
+
+// spawnWith starts a box whose program's uid is one of users from boxinit.UID up,
+// with extra, when not nil, as the init's boxinit.ZygoteFD.
+func (b *Backend) spawnWith(extra *os.File, users int) (*box, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -84,7 +88,11 @@ func (b *Backend) spawn() (*box, error) {
 	}
 	stdoutTap, stderrTap := sandbox.NewTap("stdout"), sandbox.NewTap("stderr")
 	uid := b.cfg.HostUID
-	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxinit.UID, HostID: int(uid) + boxinit.UID, Size: 1}}
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}, {ContainerID: boxinit.UID, HostID: int(uid) + boxinit.UID, Size: users}}
+	files := []*os.File{cfgR, stW}
+	if extra != nil {
+		files = append(files, extra)
+	}
 	cmd := &proc.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{boxinit.Arg0},
@@ -98,7 +106,7 @@ func (b *Backend) spawn() (*box, error) {
 		},
 		// root of the box, so that what the init creates has an owner there
 		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-		ExtraFiles:  []*os.File{cfgR, stW},
+		ExtraFiles:  files,
 		Stdout:      []proc.Sink{proc.Capture(sandbox.MaxOutput), proc.Writer(stdoutTap)},
 		Stderr:      []proc.Sink{proc.Capture(sandbox.MaxOutput), proc.Writer(stderrTap)},
 		OutputLimit: sandbox.MaxOutput,

@@ -102,7 +102,7 @@ func (b *Backend) leftovers() []string {
 				state = strings.TrimSpace(v)
 			}
 		}
-		if uid >= uint64(b.cfg.HostUID) && uid <= uint64(b.cfg.HostUID)+boxinit.UID && !strings.HasPrefix(state, "Z") {
+		if uid >= uint64(b.cfg.HostUID) && uid < uint64(b.cfg.HostUID)+boxinit.UID+boxinit.Slots && !strings.HasPrefix(state, "Z") {
 			out = append(out, fmt.Sprintf("process %d (uid %d, %s)", pid, uid, state))
 		}
 	}

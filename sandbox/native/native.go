@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/runboxhq/runbox/proc"
 	"github.com/runboxhq/runbox/sandbox"
@@ -39,10 +40,12 @@ func init() {
 type Config struct {
 	// HostUID is the first of the host uids the boxes map to (0: DefaultHostUID).
 	HostUID uint32
-	// Warm is how many boxes are kept built and waiting for a run, so that a run
-	// does not wait for namespaces, cgroups and mounts to be made (0: the number of
-	// CPUs; < 0: none). A warm box has run nothing: each run still gets a box of its
-	// own, used once. The pool fills after the first run.
+	// Warm < 0 turns warm runs off: every run waits for a box of its own to be built
+	// (cold). Otherwise runs are forked from a warm template's zygote (zygote.go),
+	// made at the first run, and where that cannot be (no /usr/bin/python3 on the
+	// host) Warm boxes are kept built and waiting for a run, so that a run does not
+	// wait for namespaces, cgroups and mounts to be made (0: the number of CPUs). A
+	// warm box has run nothing: each run still gets a box of its own, used once.
 	Warm int
 	// Logger receives debug records of each run; nil discards.
 	Logger *slog.Logger
@@ -69,6 +72,12 @@ type Backend struct {
 	warmOnce sync.Once
 	stopWarm chan struct{}
 	filler   sync.WaitGroup
+
+	// The warm template (zygote.go), made at the first run; nil until then, after
+	// Close, or when none could be started (tried again after tmplRetry).
+	tmplMu    sync.Mutex
+	tmpl      *template
+	tmplRetry time.Time
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -118,6 +127,10 @@ func (b *Backend) Close() error {
 	close(b.stopWarm)
 	b.filler.Wait()
 	b.runs.Wait()
+	b.tmplMu.Lock()
+	b.dropTemplateLocked()
+	b.tmplRetry = time.Now().Add(1000 * time.Hour)
+	b.tmplMu.Unlock()
 	if b.warm != nil {
 		close(b.warm)
 		for bx := range b.warm {
@@ -148,6 +161,16 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	res := p.NewResult(Name)
 	if b.unusable != nil {
 		return sandbox.Fail(res, b.unusable)
+	}
+	if b.cfg.Warm >= 0 {
+		if t := b.warmTemplate(); t != nil {
+			if r, err, ok := b.forked(ctx, t, p, res, out); ok {
+				if err != nil {
+					return sandbox.Fail(res, err)
+				}
+				return r, nil
+			}
+		}
 	}
 	r, err := b.run(ctx, p, res, out)
 	if err != nil {

@@ -110,6 +110,17 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 		f.Limit = limitHit
 	}
 	limitMu.Unlock()
+	return b.verdict(p, res, st, f, oomKills, func() string {
+		return fmt.Sprintf("the box's init ended (%s) without a report (%v); its stderr: %q",
+			describe(pres), stErr, tail(pres.Stderr))
+	})
+}
+
+// verdict turns the init's report st, the facts f the host saw and the OOM kills of
+// the run's cgroup into the result; unreported describes a box that ended without a
+// report.
+func (b *Backend) verdict(p *sandbox.Prepared, res *sandbox.Result, st boxinit.Status, f sandbox.Facts, oomKills int,
+	unreported func() string) (*sandbox.Result, error) {
 	switch {
 	case st.Stage != "":
 		if oomKills > 0 {
@@ -128,8 +139,7 @@ func (b *Backend) run(ctx context.Context, p *sandbox.Prepared, res *sandbox.Res
 	case f.Limit != "" || oomKills > 0:
 		// We, or the kernel, killed the box before the init could report.
 	default:
-		return nil, fmt.Errorf("the box's init ended (%s) without a report (%v); its stderr: %q",
-			describe(pres), stErr, tail(pres.Stderr))
+		return nil, errors.New(unreported())
 	}
 	if f.Limit != "" || (!st.Started && oomKills > 0) {
 		f.Exited, f.ExitCode, f.Signal = false, 0, syscall.SIGKILL
@@ -166,19 +176,27 @@ func readStatus(r io.Reader) (boxinit.Status, error) {
 // at most as fast as there are CPUs, so the next look is never earlier than it could
 // be reached: a few reads per run.
 func watchCPU(p *proc.Process, base, limit time.Duration, kill func()) {
+	watchUsage(func() (time.Duration, error) {
+		u, err := p.Usage()
+		return u.CPU, err
+	}, base, limit, p.Done(), kill)
+}
+
+// watchUsage is watchCPU's loop over a reader of the CPU time.
+func watchUsage(cpu func() (time.Duration, error), base, limit time.Duration, done <-chan struct{}, kill func()) {
 	cpus := time.Duration(max(runtime.NumCPU(), 1))
 	next := limit / cpus
 	for {
 		select {
-		case <-p.Done():
+		case <-done:
 			return
 		case <-time.After(max(next, 5*time.Millisecond)):
 		}
-		u, err := p.Usage()
+		c, err := cpu()
 		if err != nil {
 			return
 		}
-		used := u.CPU - base
+		used := c - base
 		if used >= limit {
 			kill()
 			return

@@ -1,0 +1,122 @@
+package native_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/runboxhq/runbox/sandbox"
+)
+
+// leakSet is a run that leaves everything it can behind: module and builtin globals,
+// files in every writable place, environment, signal handlers, threads, a process,
+// shared memory, and a secret in its memory.
+const leakSet = `
+import builtins, json, os, signal, subprocess, sys, threading, time
+json.LEAK = builtins.LEAK = os.LEAK = 1
+sys.path.append("/leak")
+sys.modules["leakmod"] = json
+os.environ["LEAK"] = "1"
+os.putenv("LEAK2", "1")
+for d in ("/work", "/tmp", "/dev/shm"):
+    open(d + "/leak", "w").write("x")
+signal.signal(signal.SIGTERM, lambda *a: None)
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)
+secret = bytearray(b"runbox-secret-" * 1000)
+print("ctypes" in sys.modules, os.getpid(), flush=True)
+`
+
+// leakCheck prints what it finds of leakSet's run; a clean run prints "clean".
+const leakCheck = `
+import builtins, json, os, signal, sys, threading
+found = []
+if hasattr(json, "LEAK") or hasattr(builtins, "LEAK") or hasattr(os, "LEAK"): found.append("globals")
+if "/leak" in sys.path or "leakmod" in sys.modules: found.append("sys")
+if "LEAK" in os.environ or "LEAK2" in os.environ or b"LEAK" in open("/proc/self/environ", "rb").read(): found.append("env")
+for d in ("/work", "/tmp", "/dev/shm"):
+    if os.path.exists(d + "/leak"): found.append("file " + d)
+if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL or signal.getsignal(signal.SIGUSR1) != signal.SIG_DFL: found.append("signals")
+if threading.active_count() != 1: found.append("threads")
+procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+if procs != [1, os.getpid()]: found.append("processes %s" % procs)
+if "secret" in globals(): found.append("secret")
+print("ctypes" in sys.modules, " ".join(found) or "clean")
+`
+
+// TestWarmRunsLeakNothing: a forked run sees nothing of the run before it, in the
+// same template (the uid of sequential runs is the same, so only the fork's isolation
+// stands between them).
+func TestWarmRunsLeakNothing(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	run := func(code string) string {
+		t.Helper()
+		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
+		if err != nil || res.Status != sandbox.StatusOK {
+			t.Fatalf("%s: %v\n%s", describeResult(res), err, res.Stderr)
+		}
+		return strings.TrimSpace(res.Stdout)
+	}
+	set := run(leakSet)
+	if !strings.HasPrefix(set, "True ") {
+		t.Fatalf("the run was not forked from the zygote (ctypes not preloaded): %q", set)
+	}
+	for range 3 {
+		if got := run(leakCheck); got != "True clean" {
+			t.Errorf("after a run that left things behind: %q", got)
+		}
+	}
+}
+
+// TestWarmConcurrentUIDs: runs in progress at once in one template each have a uid of
+// their own (RLIMIT_NPROC counts per uid), and see none of each other's processes.
+func TestWarmConcurrentUIDs(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	// Warm the template, so the runs below are forked.
+	if res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "pass"}); err != nil || res.Status != sandbox.StatusOK {
+		t.Fatalf("%v %v", describeResult(res), err)
+	}
+	const n = 4
+	code := `
+import os, sys, time
+print("ctypes" in sys.modules, os.getuid(), sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+sys.stdout.flush()
+time.sleep(1)
+`
+	outs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
+			if err != nil || res.Status != sandbox.StatusOK {
+				t.Errorf("%s: %v", describeResult(res), err)
+				return
+			}
+			outs[i] = strings.TrimSpace(res.Stdout)
+		})
+	}
+	wg.Wait()
+	uids := map[string]bool{}
+	for _, o := range outs {
+		f := strings.SplitN(o, " ", 3)
+		if len(f) != 3 || f[0] != "True" || f[2] != "[1, 2]" {
+			t.Errorf("run saw %q, want a forked run seeing only its pid 1 and itself", o)
+			continue
+		}
+		uids[f[1]] = true
+	}
+	if len(uids) != n {
+		t.Errorf("%d runs at once had uids %v, want %d different ones", n, uids, n)
+	}
+}
+
+func describeResult(r *sandbox.Result) string {
+	if r == nil {
+		return "no result"
+	}
+	return string(r.Status) + " " + r.Error
+}

@@ -1,0 +1,461 @@
+package native
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/runboxhq/runbox/api"
+	"github.com/runboxhq/runbox/proc"
+	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/boxinit"
+)
+
+// A template is a warm box whose init runs a zygote (sandbox/boxinit/zygote.py): a
+// Python interpreter, started once, that forks one child per run. The child joins the
+// run's own cgroup, enters new mount, pid and ipc namespaces (and network, where
+// Landlock cannot keep runs' abstract sockets apart, or for a loopback), mounts a
+// fresh tmpfs, becomes one of the template's program uids (one per run in
+// progress), drops every capability, and takes no_new_privs, Landlock, the rlimits
+// and the seccomp filter before it runs the code. Python code runs in the forked
+// interpreter, with its start-up done; anything else is exec'd. What a run shares
+// with the others of its template: the read-only root, the user and UTS namespaces,
+// and (with Landlock ABI 6) the empty network namespace.
+type template struct {
+	bx   *box
+	sock *os.File // our end of the zygote's SOCK_SEQPACKET socket
+	mu   sync.Mutex
+	free []int // program uids no run uses, the last freed on top
+}
+
+// takeUID returns a program uid for a run (false: as many runs as uids are in
+// progress). A uid is free again once its run's namespace is empty, so the common
+// sequential case keeps one.
+func (t *template) takeUID() (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.free)
+	if n == 0 {
+		return 0, false
+	}
+	uid := t.free[n-1]
+	t.free = t.free[:n-1]
+	return uid, true
+}
+
+func (t *template) putUID(uid int) {
+	t.mu.Lock()
+	t.free = append(t.free, uid)
+	t.mu.Unlock()
+}
+
+// zygoteStart bounds the wait for a new template's zygote to say it is ready.
+const zygoteStart = 10 * time.Second
+
+// templateRetry is how long a template that failed to start is not tried again.
+const templateRetry = 30 * time.Second
+
+// pythonZygote returns the argv prefix and environment of the Python language's
+// runs: the zygote starts as they would, so that a run's code can run in it.
+func pythonZygote() ([]string, []string, error) {
+	p, err := sandbox.Prepare(sandbox.Spec{Language: "python", Code: "pass"})
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.Command[:len(p.Command)-1], p.Env, nil
+}
+
+func (b *Backend) startTemplate() (*template, error) {
+	argv, env, err := pythonZygote()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(argv[0]); err != nil {
+		return nil, fmt.Errorf("no zygote without %s: %w", argv[0], err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "zygote"), os.NewFile(uintptr(fds[1]), "zygote")
+	bx, err := b.spawnWith(theirs, boxinit.Slots)
+	theirs.Close()
+	if err != nil {
+		ours.Close()
+		return nil, err
+	}
+	cfg := &boxinit.Config{Zygote: argv, Env: env, Landlock: b.landlock}
+	err = cfg.Write(bx.cfgW, nil)
+	bx.cfgW.Close()
+	if err == nil {
+		buf := make([]byte, 16)
+		_ = ours.SetReadDeadline(time.Now().Add(zygoteStart))
+		var n int
+		n, err = ours.Read(buf)
+		_ = ours.SetReadDeadline(time.Time{})
+		if err == nil && string(buf[:n]) != "ready" {
+			err = fmt.Errorf("zygote said %q", buf[:n])
+		}
+	}
+	if err != nil {
+		ours.Close()
+		bx.discard()
+		st, _ := readStatus(bx.stR)
+		if st.Error != "" {
+			err = fmt.Errorf("%w (%s: %s)", err, st.Stage, st.Error)
+		}
+		pres, _ := bx.proc.Wait(context.Background())
+		if pres != nil && len(pres.Stderr) > 0 {
+			err = fmt.Errorf("%w; its stderr: %q", err, tail(pres.Stderr))
+		}
+		return nil, fmt.Errorf("start the zygote: %w", err)
+	}
+	t := &template{bx: bx, sock: ours}
+	for i := boxinit.Slots - 1; i >= 0; i-- {
+		t.free = append(t.free, boxinit.UID+i)
+	}
+	return t, nil
+}
+
+// close stops the zygote (it ends when its socket closes) and kills the template.
+func (t *template) close() {
+	t.sock.Close()
+	t.bx.discard()
+}
+
+// maxMessage is the largest message the zygote reads (zygote.py's MAX_MESSAGE, less
+// room for the header).
+const maxMessage = 64<<10 - 64
+
+// send hands the zygote a run: msg, and the files as SCM_RIGHTS.
+func (t *template) send(msg []byte, files []*os.File) error {
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	rc, err := t.sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)
+		return !errors.Is(serr, unix.EAGAIN)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// warmTemplate returns the backend's template, starting one when there is none (or the
+// last one died); nil when the backend keeps none or none can be started now.
+func (b *Backend) warmTemplate() *template {
+	if b.cfg.Warm < 0 {
+		return nil
+	}
+	b.tmplMu.Lock()
+	defer b.tmplMu.Unlock()
+	if t := b.tmpl; t != nil {
+		select {
+		case <-t.bx.proc.Done():
+			b.dropTemplateLocked()
+		default:
+			return t
+		}
+	}
+	if time.Now().Before(b.tmplRetry) {
+		return nil
+	}
+	t, err := b.startTemplate()
+	if err != nil {
+		b.log.Warn("native: no warm template; runs use cold boxes", "err", err, "retry_in", templateRetry)
+		b.tmplRetry = time.Now().Add(templateRetry)
+		return nil
+	}
+	b.tmpl = t
+	b.mu.Lock()
+	b.idle[t.bx.proc.Pid()] = t.bx.proc.CgroupName()
+	for _, pid := range children(t.bx.proc.Pid()) {
+		b.idle[pid] = t.bx.proc.CgroupName() // the zygote
+	}
+	b.mu.Unlock()
+	return t
+}
+
+// dropTemplateLocked forgets the template (it died, or the backend closes) and kills it.
+func (b *Backend) dropTemplateLocked() {
+	t := b.tmpl
+	if t == nil {
+		return
+	}
+	b.tmpl = nil
+	b.mu.Lock()
+	for pid, cg := range b.idle {
+		if cg == t.bx.proc.CgroupName() {
+			delete(b.idle, pid)
+		}
+	}
+	b.mu.Unlock()
+	t.close()
+}
+
+// children lists the child processes of pid.
+func children(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// forked runs p as a fork of the template's zygote. ok is false when the template
+// could not take the run (no free uid, or the zygote is gone): the caller runs it
+// cold, and nothing of it has started.
+func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, res *sandbox.Result,
+	out func(string, []byte)) (r *sandbox.Result, err error, ok bool) {
+	uid, free := t.takeUID()
+	if !free {
+		return nil, nil, false
+	}
+	defer t.putUID(uid)
+	lim := p.Limits
+	g, err := proc.NewGroup(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids})
+	if err != nil {
+		return nil, fmt.Errorf("the run's cgroup: %w", err), true
+	}
+	defer g.Close()
+	joins, err := g.JoinFiles()
+	if err != nil {
+		return nil, err, true
+	}
+	// The config, files and stdin travel in the message when they fit, on a pipe
+	// otherwise.
+	cfg := b.initConfig(p)
+	cfg.UID = uid
+	msg := bytes.NewBuffer(make([]byte, 0, 4<<10))
+	msg.WriteString("in")
+	if lim.Network == api.NetworkLoopback {
+		msg.Bytes()[1] = 'l'
+	}
+	if err := cfg.Write(msg, p.Stdin); err != nil {
+		return nil, err, true
+	}
+	var theirs, ours []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
+	}
+	pipe := func() (r, w *os.File) {
+		if err != nil {
+			return nil, nil
+		}
+		r, w, err = os.Pipe()
+		return r, w
+	}
+	var cfgR, cfgW *os.File
+	if msg.Len() > maxMessage {
+		cfgR, cfgW = pipe()
+		theirs, ours = append(theirs, cfgR), append(ours, cfgW)
+	}
+	outR, outW := pipe()
+	errR, errW := outR, outW // 2>&1
+	if !p.Combined {
+		errR, errW = pipe()
+	}
+	stR, stW := pipe()
+	theirs = append(append(theirs, outW, errW, stW), joins...)
+	ours = append(ours, outR, errR, stR)
+	if err != nil {
+		closeAll(theirs)
+		closeAll(ours)
+		return nil, err, true
+	}
+	started := time.Now()
+	head := msg.Bytes()
+	if cfgW != nil {
+		head = []byte{'p', head[1]}
+	}
+	err = t.send(head, theirs)
+	closeAll(theirs)
+	if err != nil {
+		closeAll(ours)
+		return nil, nil, false // the zygote is gone; warmTemplate makes another next time
+	}
+	b.log.Debug("native: forked run", "run", p.RunID, "uid", uid)
+	writeErr := make(chan error, 1)
+	if cfgW != nil {
+		go func() {
+			_, err := cfgW.Write(msg.Bytes()[2:])
+			cfgW.Close()
+			writeErr <- err
+		}()
+	} else {
+		writeErr <- nil
+	}
+	var (
+		limitMu  sync.Mutex
+		limitHit string
+	)
+	stopped := make(chan struct{})
+	stop := func(limit string) {
+		limitMu.Lock()
+		first := limitHit == ""
+		if first {
+			limitHit = limit
+		}
+		limitMu.Unlock()
+		_ = g.Kill()
+		if first {
+			close(stopped)
+		}
+	}
+	streams := []*capped{{name: "stdout", limit: lim.Stdout, kind: api.LimitStdout, r: outR}}
+	if !p.Combined {
+		streams = append(streams, &capped{name: "stderr", limit: lim.Stderr, kind: api.LimitStderr, r: errR})
+	}
+	var readers sync.WaitGroup
+	for _, s := range streams {
+		readers.Go(func() { s.drain(out, stop) })
+	}
+	finished := make(chan struct{})
+	wallTimer := time.AfterFunc(lim.WallTime, func() { stop(api.LimitWall) })
+	defer wallTimer.Stop()
+	go watchGroupCPU(g, lim.CPUTime, finished, func() { stop(api.LimitCPU) })
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop(api.LimitWall)
+		case <-finished:
+		}
+	}()
+	// The status pipe closes when pid 1 of the run's namespace has reported and ended
+	// (the namespace empty), or when the run was killed before it could.
+	go func() {
+		select {
+		case <-stopped:
+			// A kill reaches every process of the run's cgroup; a run that never joined
+			// it (a wedged zygote) holds nothing we wait for past a grace period.
+			select {
+			case <-time.After(2 * time.Second):
+				stR.Close()
+			case <-finished:
+			}
+		case <-finished:
+		}
+	}()
+	st, stErr := readStatusLine(stR)
+	close(finished)
+	stR.Close()
+	if g.Occupied() {
+		_ = g.Kill()
+	}
+	readers.Wait()
+	wall := time.Since(started)
+	usage, uerr := g.Usage()
+	if werr := <-writeErr; werr != nil && st.Stage == "" && !st.Started {
+		return nil, fmt.Errorf("send the config: %w", werr), true
+	}
+
+	var f sandbox.Facts
+	for _, s := range streams {
+		s.fill(res)
+	}
+	res.WallTime, res.CPUTime, res.PeakMemory = wall, usage.CPU, usage.MemoryPeak
+	limitMu.Lock()
+	f.Limit = limitHit
+	limitMu.Unlock()
+	if uerr != nil {
+		return nil, fmt.Errorf("the run's usage: %w", uerr), true
+	}
+	r, err = b.verdict(p, res, st, f, usage.OOMKills, func() string {
+		return fmt.Sprintf("the run's pid 1 ended without a report (%v)", stErr)
+	})
+	return r, err, true
+}
+
+// readStatusLine reads the report of a forked run's pid 1: one line, written once its
+// namespace is empty, before it exits (its exit need not be waited for).
+func readStatusLine(r io.Reader) (boxinit.Status, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, statusLimit)).ReadBytes('\n')
+	if len(line) == 0 {
+		return boxinit.Status{}, fmt.Errorf("no status (%v)", err)
+	}
+	var st boxinit.Status
+	return st, json.Unmarshal(line, &st)
+}
+
+// capped reads one output stream of a forked run, keeping up to limit bytes.
+type capped struct {
+	name  string
+	limit int64
+	kind  string // the limit's name in a result
+	r     *os.File
+	kept  []byte
+	total int64
+	over  bool
+}
+
+func (c *capped) drain(out func(string, []byte), stop func(string)) {
+	defer c.r.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.r.Read(buf)
+		if n > 0 {
+			if room := c.limit - int64(len(c.kept)); room > 0 {
+				k := buf[:min(int64(n), room)]
+				c.kept = append(c.kept, k...)
+				if out != nil {
+					out(c.name, k)
+				}
+			}
+			c.total += int64(n)
+			if c.total > c.limit && !c.over {
+				c.over = true
+				stop(c.kind)
+			}
+		}
+		if err != nil { // EOF: every process of the run is gone
+			return
+		}
+	}
+}
+
+func (c *capped) fill(r *sandbox.Result) {
+	if c.name == "stdout" {
+		r.Stdout, r.StdoutBytes, r.StdoutTruncated = string(c.kept), c.total, c.over
+	} else {
+		r.Stderr, r.StderrBytes, r.StderrTruncated = string(c.kept), c.total, c.over
+	}
+}
+
+// watchGroupCPU is watchCPU for a forked run's cgroup.
+func watchGroupCPU(g *proc.Group, limit time.Duration, done <-chan struct{}, kill func()) {
+	watchUsage(func() (time.Duration, error) {
+		u, err := g.Usage()
+		return u.CPU, err
+	}, 0, limit, done, kill)
+}
