@@ -92,5 +92,7 @@ executed; 127 when it is not found.`,
 	root.AddCommand(NewDoctorCmd(ios, nil))
 	root.AddCommand(NewServeCmd(ios, nil))
 	root.AddCommand(NewMCPCmd(ios, nil))
+	root.AddCommand(NewWorkerCmd(ios, nil))
+	root.AddCommand(newNATSNodeCmd(ios))
 	return root
 }

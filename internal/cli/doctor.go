@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,8 +22,10 @@ const doctorTimeout = 30 * time.Second
 // DoctorOptions are the settings of `runbox doctor`.
 type DoctorOptions struct {
 	IO       *iostreams.IOStreams
-	Backends []string // nil: every registered backend
+	Backends []string // nil: every registered backend, and the queue
 	JSON     bool
+	// NATS and DataDir say where the submissions queue is, as for runbox serve.
+	NATS, DataDir string
 }
 
 // BackendReport is one backend's part of `runbox doctor --json`.
@@ -36,11 +39,15 @@ type BackendReport struct {
 func NewDoctorCmd(ios *iostreams.IOStreams, runF func(context.Context, *DoctorOptions) error) *cobra.Command {
 	opts := &DoctorOptions{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "doctor [BACKEND...]",
-		Short: "Check which sandbox backends work on this host",
+		Use:   "doctor [BACKEND...|queue]",
+		Short: "Check which sandbox backends work on this host, and the submissions queue",
 		Long: `Check each sandbox backend's requirements on this host (privileges, user namespaces,
 cgroup version and delegation, seccomp, Landlock, the Docker engine), then try a run.
 For each requirement that is missing it prints what was found and how to fix it.
+
+Then the submissions queue of runbox serve: embedded (in --data-dir, when a
+runbox serve runs there) or remote (--nats URL); the submissions waiting and running,
+the workers' idle requests, and the cluster's peers.
 
 Exit code: 0 when every backend checked works, 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,6 +59,8 @@ Exit code: 0 when every backend checked works, 1 otherwise.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&opts.NATS, "nats", "", "NATS URLs of a cluster's queue (default: the embedded queue of --data-dir)")
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "the embedded queue's directory, as given to runbox serve")
 	return cmd
 }
 
@@ -59,7 +68,9 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
 	names := opts.Backends
-	if len(names) == 0 {
+	withQueue := len(names) == 0 || slices.Contains(names, "queue")
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "queue" })
+	if len(opts.Backends) == 0 {
 		names = sandbox.Backends()
 	}
 	var reports []BackendReport
@@ -89,6 +100,11 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 				r.Works = false
 			}
 		}
+		allWork = allWork && r.Works
+		reports = append(reports, r)
+	}
+	if withQueue {
+		r := queueReport(ctx, opts.NATS, opts.DataDir)
 		allWork = allWork && r.Works
 		reports = append(reports, r)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 type ServeOptions struct {
 	IO *iostreams.IOStreams
 	backendFlags
+	queueFlags
 	Addr      string
 	Token     string
 	Running   int
@@ -42,6 +44,10 @@ func NewServeCmd(ios *iostreams.IOStreams, runF func(context.Context, *ServeOpti
 
   POST /v1/runs            a run: language + code (or files, or a command), stdin, limits;
                            ?stream=1 streams its events as NDJSON
+  POST /v1/submissions     a run (or {"submissions": [...]}) queued: ids at once (202);
+                           optional callback_url gets the result, signed
+  GET  /v1/submissions/ID  queued, running, or done with the result; ?watch=1: NDJSON
+  GET  /v1/submissions?ids=A,B   several; &watch=1 as well
   GET  /v1/languages       the languages and their versions
   GET  /api/v2/runtimes    Piston-compatible
   POST /api/v2/execute     Piston-compatible
@@ -52,7 +58,15 @@ func NewServeCmd(ios *iostreams.IOStreams, runF func(context.Context, *ServeOpti
 At most --running runs go at once and --queue more wait; past that a request is
 answered 429 with Retry-After at once. On a non-loopback address a bearer token is
 required (--token, or RUNBOX_TOKEN). SIGINT or SIGTERM stops accepting runs, lets
-those in progress finish for --drain, then stops them.`,
+those in progress finish for --drain, then stops them.
+
+Submissions wait in a NATS JetStream queue (docs/scaling.md). By default it is
+embedded: a NATS server in this process keeping its files in --data-dir, and
+--workers runs of it at once here; nothing else to install. With --nats URL this
+is an API node of a cluster: the queue is the cluster's, and runbox worker
+processes on any hosts run it (this one too with --workers N). Past --max-queued
+submissions waiting, new ones get 429. Submissions and results outlive restarts
+for --results-ttl.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Token == "" {
@@ -66,6 +80,7 @@ those in progress finish for --drain, then stops them.`,
 	}
 	f := cmd.Flags()
 	opts.backendFlags.add(f)
+	opts.queueFlags.add(f)
 	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&opts.Token, "token", "", "bearer token clients must send (default $RUNBOX_TOKEN); required off loopback")
 	f.IntVar(&opts.Running, "running", 0, "runs at once (default: the number of CPUs)")
@@ -107,8 +122,21 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	defer backend.Close()
 	log := slog.New(slog.NewJSONHandler(opts.IO.ErrOut, nil))
-	s, err := server.New(server.Config{Backend: backend, Running: opts.Running, Queue: opts.Queue, MaxBody: maxBody,
-		MaxLimits: sandbox.Limits{WallTime: opts.MaxWall, CPUTime: opts.MaxWall, Memory: maxMem}, Token: opts.Token, Logger: log})
+	running := opts.Running
+	if running == 0 {
+		running = runtime.NumCPU()
+	}
+	sub, err := opts.openQueue(ctx, running, log)
+	if err != nil {
+		return err
+	}
+	defer sub.close()
+	cfg := server.Config{Backend: backend, Running: opts.Running, Queue: opts.Queue, MaxBody: maxBody,
+		MaxLimits: sandbox.Limits{WallTime: opts.MaxWall, CPUTime: opts.MaxWall, Memory: maxMem}, Token: opts.Token, Logger: log}
+	if sub != nil {
+		cfg.Submissions, cfg.Callbacks = sub.queue, sub.callbacks
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -117,9 +145,14 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return &exitError{code: ExitInternal, msg: fmt.Sprintf("serve: %v", err)}
 	}
 	log.Info("listening", "addr", "http://"+ln.Addr().String(), "backend", backend.Name())
+	// The in-process workers drain at the signal, as the HTTP runs do.
+	wctx, stopWorkers := context.WithCancel(ctx)
+	waitWorkers := sub.work(wctx, backend, opts.Drain, log, s.Ran)
 	if err := server.Serve(ctx, ln, s, s, opts.Drain); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+	stopWorkers()
+	waitWorkers()
 	log.Info("stopped")
 	return nil
 }

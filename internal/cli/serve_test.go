@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,10 @@ func startServe(t *testing.T, token string, args ...string) (addr string, cmd *e
 	t.Helper()
 	addr = freeAddr(t)
 	stderr = &bytes.Buffer{}
+	if !slices.Contains(args, "--nats") && !slices.Contains(args, "--data-dir") {
+		// The embedded queue's own directory: not the user's, not another test's.
+		args = append(args, "--data-dir", t.TempDir())
+	}
 	cmd = exec.Command(os.Args[0], append([]string{"__runbox", "serve", "--addr", addr}, args...)...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

@@ -54,10 +54,11 @@ type ServerConfig struct {
 
 // Server is a NATS server with JetStream, running in this process.
 type Server struct {
-	ns   *server.Server
-	url  string
-	lock *os.File
-	dir  string
+	ns    *server.Server
+	url   string
+	token string
+	lock  *os.File
+	dir   string
 }
 
 // StartServer starts a NATS server with JetStream and waits until it takes
@@ -131,7 +132,7 @@ func startServer(cfg ServerConfig) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("queue: the nats server was not ready after %v", serverReadyTimeout)
 	}
-	s := &Server{ns: ns}
+	s := &Server{ns: ns, token: opts.Authorization}
 	if !opts.DontListen {
 		u, _ := url.Parse(ns.ClientURL())
 		if opts.Authorization != "" {
@@ -187,7 +188,7 @@ func (s *Server) URL() string { return s.url }
 
 // Connect returns an in-process connection to the server.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1))
+	return nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1), nats.Token(s.token))
 }
 
 // Shutdown stops the server (its clients lose their connections) and releases the
