@@ -324,3 +324,63 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// SIGTERM drains a worker: it stops fetching, finishes the runs it holds, writes and
+// acks their results, and exits 0; the submissions it did not take stay queued.
+func TestWorkerDrain(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	runsFile := filepath.Join(dir, "runs")
+	addr, _, _ := startServe(t, "", "--backend", "host", "--workers", "0", "--data-dir", data)
+	url, err := os.ReadFile(filepath.Join(data, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startRunbox(t, "", "worker", "--nats", strings.TrimSpace(string(url)), "--concurrency", "2", "--backend", "host")
+	c, _ := client.New("http://" + addr)
+	tokens := []string{"drain-0", "drain-1", "drain-2"}
+	var reqs []api.SubmitRequest
+	for _, tok := range tokens {
+		reqs = append(reqs, appendRun(runsFile, tok, "1"))
+	}
+	ids := submitAll(t, c, reqs)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		subs, _ := doneCount(t, c, ids)
+		running := 0
+		for _, s := range subs {
+			if s.State == api.SubmissionRunning {
+				running++
+			}
+		}
+		if running == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not 2 running after 20s: %+v\n%s", subs, w.log())
+		}
+	}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the worker did not exit 10s after SIGTERM:\n%s", w.log())
+	}
+	if !w.cmd.ProcessState.Success() || !strings.Contains(w.log(), `"msg":"stopped"`) {
+		t.Fatalf("worker exit %v:\n%s", w.cmd.ProcessState, w.log())
+	}
+	subs, done := doneCount(t, c, ids)
+	if done != 2 {
+		t.Fatalf("%d done after the drain, want the 2 it held: %+v", done, subs)
+	}
+	queued := 0
+	for _, s := range subs {
+		if s.State == api.SubmissionQueued {
+			queued++
+		} else if s.Result.Status != api.StatusOK {
+			t.Errorf("drained run: %+v", s.Result)
+		}
+	}
+	if queued != 1 {
+		t.Errorf("%d still queued, want 1: %+v", queued, subs)
+	}
+}

@@ -331,10 +331,12 @@ func (q *Queue) encode(rec *api.Submission) ([]byte, error) {
 		if len(r.Stdout) == 0 && len(r.Stderr) == 0 {
 			break
 		}
-		over := len(data) - q.maxValue
+		// Each stream gives its share of the excess, and a little more: JSON may
+		// escape a byte into several.
+		over, out := len(data)-q.maxValue, len(r.Stdout)+len(r.Stderr)
 		cut := func(s *string, trunc *bool) {
 			if n := len(*s); n > 0 {
-				*s, *trunc = (*s)[:max(0, n-over-n/4)], true
+				*s, *trunc = (*s)[:max(0, n-over*n/out-n/100-1024)], true
 			}
 		}
 		cut(&r.Stdout, &r.StdoutTruncated)
