@@ -235,5 +235,12 @@ func (r *Runs) Shut() bool {
 	return true
 }
 
+// Closed reports whether Shut was called.
+func (r *Runs) Closed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
 // Wait waits until every run started has called Done.
 func (r *Runs) Wait() { r.wg.Wait() }

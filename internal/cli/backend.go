@@ -12,7 +12,17 @@ import (
 	"github.com/runboxhq/runbox/lang"
 	"github.com/runboxhq/runbox/sandbox"
 	"github.com/runboxhq/runbox/sandbox/docker"
+	"github.com/runboxhq/runbox/sandbox/native"
 )
+
+// prewarm gets a long-lived command's native backend ready for its first runs, in the
+// background: its template. A failure leaves runs cold, which the backend logs.
+// (Docker's warm containers are started at the first run of each image.)
+func prewarm(ctx context.Context, b sandbox.Backend) {
+	if b, ok := b.(*native.Backend); ok {
+		go func() { _ = b.Prewarm(ctx) }()
+	}
+}
 
 // backendFlags choose the sandbox backend of `runbox run` and `runbox serve`.
 type backendFlags struct {
@@ -20,12 +30,16 @@ type backendFlags struct {
 	// Images ("python=IMAGE") and Pull configure the Docker backend.
 	Images []string
 	Pull   bool
+	// Warm keeps sandboxes ready ahead of runs (native: runs forked from a started
+	// template; docker: started containers).
+	Warm bool
 }
 
 func (o *backendFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&o.Backend, "backend", "native", "the sandbox backend: native, docker, or host (no isolation, for trusted code)")
 	f.StringArrayVar(&o.Images, "image", nil, "with --backend docker: the image of a language, LANG=IMAGE (repeatable; default "+docker.DefaultImage+")")
 	f.BoolVar(&o.Pull, "pull", false, "with --backend docker: pull images the engine lacks")
+	f.BoolVar(&o.Warm, "warm", true, "keep sandboxes ready ahead of runs (native: fork each run from a started template; docker: keep started containers); --warm=false builds each run's sandbox from nothing")
 }
 
 // dockerEnv reaches the engine the environment names (DOCKER_HOST and the rest), as the
@@ -36,6 +50,9 @@ var dockerEnv = []client.Opt{client.FromEnv}
 // is a usage error's text.
 func (o *backendFlags) dockerConfig() (docker.Config, error) {
 	cfg := docker.Config{Warm: docker.DefaultWarm, Pull: o.Pull, ClientOpts: dockerEnv}
+	if !o.Warm {
+		cfg.Warm = 0
+	}
 	if o.Backend != docker.Name {
 		if len(o.Images) > 0 || o.Pull {
 			return cfg, fmt.Errorf("--image and --pull need --backend docker")
@@ -74,8 +91,15 @@ func (o *backendFlags) open(ctx context.Context) (sandbox.Backend, error) {
 
 // openBackend opens the backend --backend names, with cfg for docker.
 func (o *backendFlags) openBackend(ctx context.Context, cfg docker.Config) (sandbox.Backend, error) {
-	if o.Backend != docker.Name {
-		return sandbox.Open(ctx, o.Backend)
+	switch o.Backend {
+	case docker.Name:
+		return docker.New(ctx, cfg)
+	case native.Name:
+		ncfg := native.Config{}
+		if !o.Warm {
+			ncfg.Warm = -1
+		}
+		return native.New(ctx, ncfg)
 	}
-	return docker.New(ctx, cfg)
+	return sandbox.Open(ctx, o.Backend)
 }

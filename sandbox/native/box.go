@@ -137,7 +137,7 @@ func (b *Backend) spawnWith(extra *os.File, users int) (*box, error) {
 
 // take returns a warm box, or a new one when none is ready, and has the pool refilled.
 func (b *Backend) take() (*box, error) {
-	if b.warm == nil {
+	if b.warm == nil || !b.coldPool() {
 		return b.spawn()
 	}
 	b.warmOnce.Do(func() {

@@ -10,7 +10,7 @@ import (
 // native backend as it runs by default (forked from a warm template's zygote),
 // checking the host after every case.
 func TestConformance(t *testing.T) {
-	sandboxtest.Run(t, newBackend(t))
+	sandboxtest.Run(t, newWarmBackend(t))
 }
 
 // TestConformanceCold runs the catalogue against boxes built for each run (warm runs

@@ -73,11 +73,14 @@ type Backend struct {
 	stopWarm chan struct{}
 	filler   sync.WaitGroup
 
-	// The warm template (zygote.go), made at the first run; nil until then, after
-	// Close, or when none could be started (tried again after tmplRetry).
-	tmplMu    sync.Mutex
-	tmpl      *template
-	tmplRetry time.Time
+	// The warm template (zygote.go), started at the first run (or Prewarm); nil
+	// until it is ready, after Close, or when none could be started (tmplFailed; tried
+	// again after tmplRetry).
+	tmplMu       sync.Mutex
+	tmpl         *template
+	tmplStarting chan struct{} // closed when the start in progress is over
+	tmplFailed   bool
+	tmplRetry    time.Time
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -125,11 +128,10 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	close(b.stopWarm)
-	b.filler.Wait()
+	b.filler.Wait() // the cold pool's filler, and a template starting
 	b.runs.Wait()
 	b.tmplMu.Lock()
 	b.dropTemplateLocked()
-	b.tmplRetry = time.Now().Add(1000 * time.Hour)
 	b.tmplMu.Unlock()
 	if b.warm != nil {
 		close(b.warm)
@@ -162,14 +164,12 @@ func (b *Backend) RunStream(ctx context.Context, spec sandbox.Spec, out func(str
 	if b.unusable != nil {
 		return sandbox.Fail(res, b.unusable)
 	}
-	if b.cfg.Warm >= 0 {
-		if t := b.warmTemplate(); t != nil {
-			if r, err, ok := b.forked(ctx, t, p, res, out); ok {
-				if err != nil {
-					return sandbox.Fail(res, err)
-				}
-				return r, nil
+	if t := b.warmTemplate(); t != nil {
+		if r, err, ok := b.forked(ctx, t, p, res, out); ok {
+			if err != nil {
+				return sandbox.Fail(res, err)
 			}
+			return r, nil
 		}
 	}
 	r, err := b.run(ctx, p, res, out)

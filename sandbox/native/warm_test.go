@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/native"
 )
 
 // leakSet is a run that leaves everything it can behind: module and builtin globals,
@@ -50,7 +51,7 @@ print("ctypes" in sys.modules, " ".join(found) or "clean")
 // same template (the uid of sequential runs is the same, so only the fork's isolation
 // stands between them).
 func TestWarmRunsLeakNothing(t *testing.T) {
-	b := newBackend(t)
+	b := newWarmBackend(t)
 	ctx := context.Background()
 	run := func(code string) string {
 		t.Helper()
@@ -74,12 +75,8 @@ func TestWarmRunsLeakNothing(t *testing.T) {
 // TestWarmConcurrentUIDs: runs in progress at once in one template each have a uid of
 // their own (RLIMIT_NPROC counts per uid), and see none of each other's processes.
 func TestWarmConcurrentUIDs(t *testing.T) {
-	b := newBackend(t)
+	b := newWarmBackend(t)
 	ctx := context.Background()
-	// Warm the template, so the runs below are forked.
-	if res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "pass"}); err != nil || res.Status != sandbox.StatusOK {
-		t.Fatalf("%v %v", describeResult(res), err)
-	}
 	const n = 4
 	code := `
 import os, sys, time
@@ -112,6 +109,16 @@ time.sleep(1)
 	if len(uids) != n {
 		t.Errorf("%d runs at once had uids %v, want %d different ones", n, uids, n)
 	}
+}
+
+// newWarmBackend returns a backend whose template is ready, so that its runs are forked.
+func newWarmBackend(t testing.TB) *native.Backend {
+	t.Helper()
+	b := newBackend(t)
+	if err := b.Prewarm(context.Background()); err != nil {
+		t.Fatalf("Prewarm: %v", err)
+	}
+	return b
 }
 
 func describeResult(r *sandbox.Result) string {

@@ -163,8 +163,10 @@ func (t *template) send(msg []byte, files []*os.File) error {
 	return serr
 }
 
-// warmTemplate returns the backend's template, starting one when there is none (or the
-// last one died); nil when the backend keeps none or none can be started now.
+// warmTemplate returns the backend's template when one is ready. Otherwise it starts
+// one in the background (when none is starting, and the last failure is old enough)
+// and returns nil: the run goes cold rather than wait, since a template takes about
+// as long to start as a cold run.
 func (b *Backend) warmTemplate() *template {
 	if b.cfg.Warm < 0 {
 		return nil
@@ -174,28 +176,96 @@ func (b *Backend) warmTemplate() *template {
 	if t := b.tmpl; t != nil {
 		select {
 		case <-t.bx.proc.Done():
+			b.log.Warn("native: the warm template died; starting another", "pid", t.bx.proc.Pid())
 			b.dropTemplateLocked()
 		default:
 			return t
 		}
 	}
-	if time.Now().Before(b.tmplRetry) {
-		return nil
+	b.startTemplateLocked()
+	return nil
+}
+
+// startTemplateLocked starts a template in the background unless one is starting or
+// the last attempt failed less than templateRetry ago.
+func (b *Backend) startTemplateLocked() {
+	if b.tmplStarting != nil || time.Now().Before(b.tmplRetry) || b.runs.Closed() {
+		return
 	}
-	t, err := b.startTemplate()
-	if err != nil {
-		b.log.Warn("native: no warm template; runs use cold boxes", "err", err, "retry_in", templateRetry)
-		b.tmplRetry = time.Now().Add(templateRetry)
-		return nil
+	done := make(chan struct{})
+	b.tmplStarting = done
+	b.filler.Add(1)
+	go func() {
+		defer b.filler.Done()
+		defer close(done)
+		t, err := b.startTemplate()
+		b.tmplMu.Lock()
+		defer b.tmplMu.Unlock()
+		b.tmplStarting = nil
+		switch {
+		case err != nil:
+			b.log.Warn("native: no warm template; runs use cold boxes", "err", err, "retry_in", templateRetry)
+			b.tmplRetry = time.Now().Add(templateRetry)
+			b.tmplFailed = true
+		case b.runs.Closed():
+			t.close()
+		default:
+			b.tmpl, b.tmplFailed = t, false
+			b.mu.Lock()
+			b.idle[t.bx.proc.Pid()] = t.bx.proc.CgroupName()
+			for _, pid := range children(t.bx.proc.Pid()) {
+				b.idle[pid] = t.bx.proc.CgroupName() // the zygote
+			}
+			b.mu.Unlock()
+		}
+	}()
+}
+
+// Prewarm starts the warm template, if there is none, and waits until it is ready (or
+// could not be started: runs then go cold; the error says why).
+func (b *Backend) Prewarm(ctx context.Context) error {
+	if b.cfg.Warm < 0 || b.unusable != nil {
+		return b.unusable
 	}
-	b.tmpl = t
-	b.mu.Lock()
-	b.idle[t.bx.proc.Pid()] = t.bx.proc.CgroupName()
-	for _, pid := range children(t.bx.proc.Pid()) {
-		b.idle[pid] = t.bx.proc.CgroupName() // the zygote
+	for {
+		b.tmplMu.Lock()
+		if b.tmpl != nil {
+			b.tmplMu.Unlock()
+			return nil
+		}
+		b.tmplRetry = time.Time{} // asked for: try now
+		b.startTemplateLocked()
+		starting, failed := b.tmplStarting, b.tmplFailed
+		b.tmplMu.Unlock()
+		if starting == nil {
+			if failed {
+				return errors.New("sandbox/native: no warm template could be started (see the log); runs use cold boxes")
+			}
+			return sandbox.ErrClosed
+		}
+		select {
+		case <-starting:
+			b.tmplMu.Lock()
+			t, failed := b.tmpl, b.tmplFailed
+			b.tmplMu.Unlock()
+			if t != nil {
+				return nil
+			}
+			if failed {
+				return errors.New("sandbox/native: no warm template could be started (see the log); runs use cold boxes")
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	b.mu.Unlock()
-	return t
+}
+
+// coldPool reports whether cold runs should keep boxes built ahead: only where no
+// template can serve the runs.
+func (b *Backend) coldPool() bool {
+	b.tmplMu.Lock()
+	defer b.tmplMu.Unlock()
+	return b.tmplFailed
 }
 
 // dropTemplateLocked forgets the template (it died, or the backend closes) and kills it.
