@@ -23,19 +23,19 @@ var (
 const parallelRuns = 50
 
 // BenchmarkTrue is /bin/true in a box with every default limit, from a warm pool.
-func BenchmarkTrue(b *testing.B) { benchRuns(b, newBackend(b), trueCmd) }
+func BenchmarkTrue(b *testing.B) { benchRuns(b, newWarmBackend(b), trueCmd) }
 
 // BenchmarkTrueCold is BenchmarkTrue with no warm boxes: each run waits for its box to
 // be built.
 func BenchmarkTrueCold(b *testing.B) { benchRuns(b, newColdBackend(b), trueCmd) }
 
 // BenchmarkPythonPrint is print(1) by /usr/bin/python3 -I -S in a box, from a warm pool.
-func BenchmarkPythonPrint(b *testing.B) { benchRuns(b, newBackend(b), printCmd) }
+func BenchmarkPythonPrint(b *testing.B) { benchRuns(b, newWarmBackend(b), printCmd) }
 
 // BenchmarkParallel50 starts parallelRuns runs of print(1) at once and waits for them
 // all; one op is one batch. It reports runs/s and the p50 latency of single runs.
 func BenchmarkParallel50(b *testing.B) {
-	be := newBackend(b)
+	be := newWarmBackend(b)
 	ctx := context.Background()
 	spec := sandbox.Spec{Command: printCmd}
 	mustRun(b, be, spec) // start the warm pool
