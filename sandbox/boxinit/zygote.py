@@ -20,8 +20,12 @@
 # The policy (the seccomp program, the Landlock rules, the syscall numbers) is computed
 # by the Go init and comes in argv[1] as JSON: nothing here decides what is allowed.
 import base64
+import atexit
+import builtins
 import ctypes
+import fcntl
 import gc
+import importlib.machinery
 import json
 import os
 import resource
@@ -29,7 +33,9 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
+import types
 
 S = json.loads(sys.argv[1])
 del sys.argv[1:]
@@ -157,7 +163,6 @@ def write_files(cfg, contents, uid):
 def loopback_up():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        import fcntl
         ifr = struct.pack("16sH", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING).ljust(40, b"\0")
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, ifr)
     finally:
@@ -256,10 +261,6 @@ def in_process(argv, env):
 
 def run_python(script, argv):
     """Runs the script as `python3 FLAGS script args` would, in this process."""
-    import builtins
-    import importlib.machinery
-    import types
-
     path = os.path.abspath(script)
     try:
         with open(path, "rb") as f:
@@ -317,9 +318,6 @@ def finish(code):
     run its atexit functions, flush its output. Then exit without tearing the
     interpreter down: that would touch every object the zygote made, copying each page
     of its heap into this process for nothing."""
-    import atexit
-    import threading
-
     try:
         threading._shutdown()
     except BaseException as e:
