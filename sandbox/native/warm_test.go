@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/runboxhq/runbox/sandbox"
@@ -126,4 +127,30 @@ func describeResult(r *sandbox.Result) string {
 		return "no result"
 	}
 	return string(r.Status) + " " + r.Error
+}
+
+// TestWarmTemplateDies: a run after the template was killed is still served (cold,
+// while another template starts), and the runs after it are forked again.
+func TestWarmTemplateDies(t *testing.T) {
+	b := newWarmBackend(t)
+	ctx := context.Background()
+	held := b.HeldProcesses()
+	if len(held) < 2 {
+		t.Fatalf("held processes %v, want the template's init and its zygote", held)
+	}
+	for _, pid := range held {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	spec := sandbox.Spec{Language: "python", Code: "import sys; print('ctypes' in sys.modules)"}
+	res, err := b.Run(ctx, spec)
+	if err != nil || res.Status != sandbox.StatusOK {
+		t.Fatalf("run after the template died: %s: %v\n%s", describeResult(res), err, res.Stderr)
+	}
+	if err := b.Prewarm(ctx); err != nil {
+		t.Fatalf("Prewarm after the template died: %v", err)
+	}
+	res, err = b.Run(ctx, spec)
+	if err != nil || res.Status != sandbox.StatusOK || strings.TrimSpace(res.Stdout) != "True" {
+		t.Fatalf("run with the new template: %s: %v %q", describeResult(res), err, res.Stdout)
+	}
 }

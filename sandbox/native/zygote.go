@@ -138,6 +138,9 @@ func (t *template) close() {
 	t.bx.discard()
 }
 
+// sendTimeout bounds the hand-over of a run to the zygote.
+const sendTimeout = 5 * time.Second
+
 // maxMessage is the largest message the zygote reads (zygote.py's MAX_MESSAGE, less
 // room for the header).
 const maxMessage = 64<<10 - 64
@@ -147,6 +150,11 @@ func (t *template) send(msg []byte, files []*os.File) error {
 	fds := make([]int, len(files))
 	for i, f := range files {
 		fds[i] = int(f.Fd())
+	}
+	// A zygote that stops reading is wedged: the run goes cold, and the template is
+	// replaced, rather than the caller waiting.
+	if err := t.sock.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
+		return err
 	}
 	rc, err := t.sock.SyscallConn()
 	if err != nil {
@@ -373,7 +381,13 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 	closeAll(theirs)
 	if err != nil {
 		closeAll(ours)
-		return nil, nil, false // the zygote is gone; warmTemplate makes another next time
+		b.log.Warn("native: the warm template took no run; replacing it", "err", err)
+		b.tmplMu.Lock()
+		if b.tmpl == t {
+			b.dropTemplateLocked()
+		}
+		b.tmplMu.Unlock()
+		return nil, nil, false
 	}
 	b.log.Debug("native: forked run", "run", p.RunID, "uid", uid)
 	writeErr := make(chan error, 1)
