@@ -214,14 +214,25 @@ func TestQueueCluster(t *testing.T) {
 
 	var subs []api.Submission
 	killedWorker, killedNode := false, false
-	var killedAt time.Time
+	// The longest time without a submission done, after each kill.
+	var stallWorker, stallNode time.Duration
+	lastDone, lastAt := 0, time.Now()
 	deadline := time.Now().Add(100 * time.Second)
 	for {
 		var done int
 		subs, done = doneCount(t, c, ids)
+		if done > lastDone {
+			lastDone, lastAt = done, time.Now()
+		}
+		stall := time.Since(lastAt)
+		if killedNode {
+			stallNode = max(stallNode, stall)
+		} else if killedWorker {
+			stallWorker = max(stallWorker, stall)
+		}
 		if !killedWorker && done >= total/5 {
 			workers[0].kill()
-			killedWorker, killedAt = true, time.Now()
+			killedWorker = true
 			t.Logf("SIGKILLed worker 1 at %d/%d done", done, total)
 		}
 		if !killedNode && done >= total*2/5 {
@@ -252,10 +263,10 @@ func TestQueueCluster(t *testing.T) {
 	if len(lost) > concurrency {
 		t.Errorf("%d submissions lost with the killed worker, which held at most %d", len(lost), concurrency)
 	}
-	t.Logf("%d submissions: queued in %v, all done in %v (%.0f/s), %d programs ran once, none twice; %d lost with the killed worker "+
-		"(sandbox_error, %d of them had run); recovered %v after the worker was killed",
+	t.Logf("%d submissions: queued in %v, all done in %v (%.0f/s); %d programs ran once, none twice; %d lost with the killed worker "+
+		"(sandbox_error, %d of them had run); longest time without progress: %v after the worker's SIGKILL, %v after the NATS node's",
 		total, submitted.Round(time.Millisecond), took.Round(time.Millisecond), float64(total)/took.Seconds(), ran, len(lost),
-		ran-(total-len(lost)), time.Since(killedAt).Round(time.Millisecond))
+		ran-(total-len(lost)), stallWorker.Round(100*time.Millisecond), stallNode.Round(100*time.Millisecond))
 }
 
 // The embedded queue keeps its submissions across a restart: a server SIGKILLed

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,12 +14,18 @@ import (
 	"github.com/runboxhq/runbox/api"
 	"github.com/runboxhq/runbox/internal/queue"
 	"github.com/runboxhq/runbox/internal/server"
+	"github.com/runboxhq/runbox/sandbox"
 	"github.com/runboxhq/runbox/sandbox/host"
 )
 
 // queueServer serves the API with a submission queue on an embedded NATS server in a
 // temporary directory, and (workers > 0) an in-process worker on the host backend.
 func queueServer(t *testing.T, cfg queue.Config, workers int, cb *queue.Callbacks) *httptest.Server {
+	return queueServerOn(t, host.New(), cfg, workers, cb)
+}
+
+// queueServerOn is queueServer on backend b.
+func queueServerOn(t testing.TB, b sandbox.Backend, cfg queue.Config, workers int, cb *queue.Callbacks) *httptest.Server {
 	t.Helper()
 	ns, err := queue.StartServer(queue.ServerConfig{Dir: t.TempDir()})
 	if err != nil {
@@ -38,8 +43,7 @@ func queueServer(t *testing.T, cfg queue.Config, workers int, cb *queue.Callback
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := host.New()
-	s, err := server.New(server.Config{Backend: b, Submissions: q, Callbacks: cb})
+	s, err := server.New(server.Config{Backend: b, Running: workers, Submissions: q, Callbacks: cb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +52,7 @@ func queueServer(t *testing.T, cfg queue.Config, workers int, cb *queue.Callback
 	if workers > 0 {
 		wctx, stop := context.WithCancel(context.Background())
 		done := make(chan error)
-		w := &queue.Worker{Queue: q, Backend: b, Concurrency: workers, Callbacks: cb, Ran: s.Ran,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+		w := &queue.Worker{Queue: q, Backend: b, Concurrency: workers, Callbacks: cb, Ran: s.Ran}
 		go func() { done <- w.Run(wctx) }()
 		t.Cleanup(func() { stop(); <-done })
 	}
