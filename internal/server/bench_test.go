@@ -12,6 +12,7 @@ import (
 	"github.com/runboxhq/runbox/client"
 	"github.com/runboxhq/runbox/internal/server"
 	"github.com/runboxhq/runbox/sandbox"
+	"github.com/runboxhq/runbox/sandbox/native"
 )
 
 // BenchmarkHTTPOverhead runs the same snippet on the same native backend two ways,
@@ -20,9 +21,14 @@ import (
 // HTTP overhead per run (target ≤ 0.3 ms). Alternating puts both sides under the same
 // background work (the warm boxes' refill) and the same drift of the machine.
 func BenchmarkHTTPOverhead(b *testing.B) {
-	be, err := backend(b) // with its warm boxes, as runbox serve has it
+	be, err := backend(b) // warm, as runbox serve has it
 	if err != nil {
 		b.Skip(err)
+	}
+	if nb, ok := be.(*native.Backend); ok {
+		if err := nb.Prewarm(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	s, err := server.New(server.Config{Backend: be})
 	if err != nil {
