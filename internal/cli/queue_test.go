@@ -395,3 +395,20 @@ func TestWorkerDrain(t *testing.T) {
 		t.Errorf("%d still queued, want 1: %+v", queued, subs)
 	}
 }
+
+func TestWorkerUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--nats URL is required"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--concurrency", "0"}, "--concurrency 0"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--backend", "nosuch"}, "unknown backend"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--backend", "host"}, "connect to nats://127.0.0.1:1"},
+	} {
+		out, err := exec.Command(os.Args[0], append([]string{"__runbox", "worker"}, tc.args...)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 125 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("worker %v: %v\n%s\nwant exit 125 and %q", tc.args, err, out, tc.want)
+		}
+	}
+}

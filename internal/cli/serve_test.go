@@ -97,6 +97,9 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"--backend", "nosuch"}, "unknown backend"},
 		{[]string{"--image", "python=x"}, "need --backend docker"},
 		{[]string{"extra"}, "unknown command"},
+		{[]string{"--backend", "host", "--replicas", "9"}, "--replicas 9"},
+		{[]string{"--backend", "host", "--max-queued-bytes", "lots"}, "--max-queued-bytes"},
+		{[]string{"--backend", "host", "--nats", "nats://127.0.0.1:1", "--data-dir", "/tmp/x"}, "--data-dir is for the embedded queue"},
 	} {
 		out, err := exec.Command(os.Args[0], append([]string{"__runbox", "serve"}, tc.args...)...).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 125 || !strings.Contains(string(out), tc.want) {
