@@ -84,6 +84,17 @@ func (g *Group) Usage() (Usage, error) {
 	return g.box.usage()
 }
 
+// Update sets new limits (zero fields are left as they are) and, on cgroup v1, resets
+// the peak memory to the current use: for a group made ahead of its run.
+func (g *Group) Update(res Resources) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return errors.New("proc: group closed")
+	}
+	return g.box.update(res)
+}
+
 // Close kills what is left in the group and removes it, in the background (removing a
 // memory cgroup costs the kernel about a millisecond).
 func (g *Group) Close() {

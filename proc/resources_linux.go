@@ -284,6 +284,12 @@ func (p *Process) UpdateResources(r Resources) error {
 	if !ok || !box.resources || p.released {
 		return errors.New("proc: UpdateResources needs a running process started with Cmd.Resources")
 	}
+	return box.update(r)
+}
+
+// update sets new limits on a resource cgroup (zero fields are left as they are) and
+// on v1 resets the peak memory to the current use.
+func (box *cgroupBox) update(r Resources) error {
 	write := func(file string, v int64) error {
 		return os.WriteFile(file, []byte(strconv.FormatInt(v, 10)), 0)
 	}

@@ -129,8 +129,12 @@ def read_all(fd):
 
 
 def write_files(cfg, contents, uid):
+    """Writes the input files under /work, owned by uid: as root before the program
+    exists, or as the program's uid itself in a ready run (whose /work is its own)."""
     work = "/work"
-    os.chown(work, uid, uid)
+    chown = os.chown if os.geteuid() == 0 else (lambda *a: None)
+    fchown = os.fchown if os.geteuid() == 0 else (lambda *a: None)
+    chown(work, uid, uid)
     for spec, data in zip(cfg.get("files") or [], contents):
         name = spec["name"]
         dst = os.path.normpath(os.path.join(work, name))
@@ -148,14 +152,14 @@ def write_files(cfg, contents, uid):
             st = os.lstat(d)
             if (st.st_mode & 0o170000) != 0o040000:
                 raise Failure("files", f"mkdir {d}: not a directory")
-            os.chown(d, uid, uid)
+            chown(d, uid, uid)
         mode = 0o755 if spec.get("executable") else 0o644
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fchown(fd, uid, uid)
+            fchown(fd, uid, uid)
         finally:
             os.close(fd)
 
@@ -328,11 +332,22 @@ def finish(code):
     os._exit(code)
 
 
-def program(cfg, uid, stdin, out, err, errw):
-    """H: never returns."""
+def program(cfg, uid, stdin, out, err, errw, cfgr):
+    """H: never returns. A ready run (cfgr >= 0) is confined with its template's
+    defaults, says so on errw, and waits for its run's config on cfgr."""
     exe = None
     try:
         confine(cfg, uid)
+        if cfgr >= 0:
+            os.write(errw, b"r")
+            data = read_all(cfgr)
+            if not data:  # given up unused
+                os._exit(0)
+            run, contents, stdin = read_config(data)
+            write_files(run, contents, uid)
+            cfg = dict(cfg, argv=run["argv"], env=run.get("env"), combined=run.get("combined"))
+            if stdin is None:
+                stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         os.dup2(stdin, 0)
         os.dup2(out, 1)
         os.dup2(out if cfg.get("combined") else err, 2)
@@ -350,9 +365,9 @@ def program(cfg, uid, stdin, out, err, errw):
     except Failure as f:
         os.write(errw, json.dumps({"stage": f.stage, "error": str(f)}).encode())
         os._exit(127)
-    except OSError as e:
+    except (OSError, ValueError, KeyError) as e:
         if exe is not None:
-            st = {"stage": "exec", "error": f"exec {exe}: {e.strerror}"}
+            st = {"stage": "exec", "error": f"exec {exe}: {getattr(e, 'strerror', e)}"}
         else:
             st = {"stage": "confine", "error": str(e)}
         os.write(errw, json.dumps(st).encode())
@@ -363,13 +378,20 @@ def program(cfg, uid, stdin, out, err, errw):
 
 
 def pid1(data, fds):
-    """G: pid 1 of the run's namespaces. Never returns."""
+    """G: pid 1 of the run's namespaces. Never returns.
+
+    The message's first byte: "i", the run's config follows; "p", it comes on the
+    first fd's pipe; "w", a ready run: what follows is the template's default config,
+    and the run's own comes later on the first fd's pipe, to the program."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     SOCK.close()
-    if data[:1] == b"p":  # the config did not fit the message: it comes on a pipe
+    mode, cfgr = data[:1], -1
+    if mode in (b"p", b"w"):
         cfgr, fds = fds[0], fds[1:]
+    if mode == b"p":
         data = data[:2] + read_all(cfgr)
+        cfgr = -1
     out, err, status = fds[:3]
     try:
         for fd in fds[3:]:
@@ -392,19 +414,23 @@ def pid1(data, fds):
     except (OSError, ValueError, KeyError) as e:
         report(status, {"stage": "config", "error": str(e)})
         os._exit(1)
-    if stdin is None:
+    if stdin is None and cfgr < 0:
         stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     errr, errw = os.pipe2(os.O_CLOEXEC)
     h = os.fork()
     if h == 0:
         os.close(errr)
         os.close(status)
-        program(cfg, uid, stdin, out, err, errw)
+        program(cfg, uid, stdin, out, err, errw, cfgr)
     os.close(errw)
-    for fd in {stdin, out, err}:
+    for fd in {stdin, out, err, cfgr} - {None, -1}:
         os.close(fd)
+    msg = os.read(errr, 1 << 16)
+    if msg[:1] == b"r":  # confined and waiting for its run
+        os.write(status, b'{"ready":true}\n')
+        msg = msg[1:]
     started = time.time_ns()
-    msg = read_all(errr)
+    msg += read_all(errr)
     st = {"started": True}
     if msg:
         try:
@@ -449,10 +475,10 @@ def serve():
             continue
         if not data:
             return
-        # The message: "i" (the config follows) or "p" (it comes on the first fd's
-        # pipe), then "l" (the run has a loopback of its own) or "n"; the fds are the
-        # run's stdout, stderr and status pipes, then its cgroup's join files.
-        piped = data[:1] == b"p"
+        # The message: "i", "p" or "w" (see pid1), then "l" (the run has a loopback
+        # of its own) or "n"; the fds are the config pipe ("p", "w"), the run's
+        # stdout, stderr and status pipes, then its cgroup's join files.
+        piped = data[:1] in (b"p", b"w")
         if len(data) < 2 or len(fds) < 3 + piped:
             for fd in fds:
                 os.close(fd)

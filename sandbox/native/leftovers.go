@@ -51,6 +51,9 @@ func (b *Backend) leftovers() []string {
 	for pid, cg := range b.idle {
 		idle[pid], idleCg[cg] = true, true
 	}
+	for cg := range b.readyNames {
+		idleCg[cg] = true
+	}
 	b.mu.Unlock()
 	var out []string
 	for _, dir := range proc.ResourceCgroups() {
@@ -68,8 +71,13 @@ func (b *Backend) leftovers() []string {
 			parent[pid] = st.PPid()
 		}
 	}
+	// ours: a descendant of this process, and not of a box held between runs (the
+	// warm template: its zygote and its ready runs).
 	ours := func(pid int) bool {
 		for range 64 {
+			if idle[pid] {
+				return false
+			}
 			pid = parent[pid]
 			if pid == os.Getpid() {
 				return true
@@ -83,7 +91,7 @@ func (b *Backend) leftovers() []string {
 	procs, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, f := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if idle[pid] || !ours(pid) {
+		if !ours(pid) {
 			continue
 		}
 		data, err := os.ReadFile(f)

@@ -81,6 +81,13 @@ type Backend struct {
 	tmplStarting chan struct{} // closed when the start in progress is over
 	tmplFailed   bool
 	tmplRetry    time.Time
+
+	// Ready runs (ready.go): made on the template ahead of runs of readyShape.
+	ready       chan *forkRun
+	readyWanted chan struct{}
+	readyShape  string
+	readyOnce   sync.Once
+	readyNames  map[string]bool // their cgroups, for Leftovers (under mu)
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -114,6 +121,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	_ = proc.RemoveStaleCgroups() // best effort: a box without a cgroup fails on its own, with the reason
 	if abi, err := boxinit.LandlockABI(); err == nil && abi >= 1 {
 		b.landlock = true
+	}
+	if cfg.Warm >= 0 {
+		n := b.readyCount()
+		b.ready, b.readyWanted, b.readyNames = make(chan *forkRun, n), make(chan struct{}, n), make(map[string]bool)
+		if c, _, err := b.defaultConfig(); err == nil {
+			b.readyShape = shape(c)
+		}
 	}
 	return b, nil
 }

@@ -219,6 +219,7 @@ func (b *Backend) startTemplateLocked() {
 			t.close()
 		default:
 			b.tmpl, b.tmplFailed = t, false
+			b.startReady()
 			b.mu.Lock()
 			b.idle[t.bx.proc.Pid()] = t.bx.proc.CgroupName()
 			for _, pid := range children(t.bx.proc.Pid()) {
@@ -283,6 +284,7 @@ func (b *Backend) dropTemplateLocked() {
 		return
 	}
 	b.tmpl = nil
+	b.closeReady()
 	b.mu.Lock()
 	for pid, cg := range b.idle {
 		if cg == t.bx.proc.CgroupName() {
@@ -309,44 +311,45 @@ func children(pid int) []int {
 	return out
 }
 
-// forked runs p as a fork of the template's zygote. ok is false when the template
-// could not take the run (no free uid, or the zygote is gone): the caller runs it
-// cold, and nothing of it has started.
-func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, res *sandbox.Result,
-	out func(string, []byte)) (r *sandbox.Result, err error, ok bool) {
-	uid, free := t.takeUID()
-	if !free {
-		return nil, nil, false
-	}
-	defer t.putUID(uid)
-	lim := p.Limits
-	g, err := proc.NewGroup(proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids})
-	if err != nil {
-		return nil, fmt.Errorf("the run's cgroup: %w", err), true
-	}
-	defer g.Close()
-	joins, err := g.JoinFiles()
-	if err != nil {
-		return nil, err, true
-	}
-	// The config, files and stdin travel in the message when they fit, on a pipe
-	// otherwise.
-	cfg := b.initConfig(p)
-	cfg.UID = uid
-	msg := bytes.NewBuffer(make([]byte, 0, 4<<10))
-	msg.WriteString("in")
-	if lim.Network == api.NetworkLoopback {
-		msg.Bytes()[1] = 'l'
-	}
-	if err := cfg.Write(msg, p.Stdin); err != nil {
-		return nil, err, true
-	}
-	var theirs, ours []*os.File
-	closeAll := func(fs []*os.File) {
-		for _, f := range fs {
+// A forkRun is a run handed to the zygote: its cgroup, the host's ends of its pipes.
+type forkRun struct {
+	t          *template
+	uid        int
+	g          *proc.Group
+	limits     proc.Resources // the cgroup's
+	outR, errR *os.File       // errR is outR for 2>&1
+	stR        *os.File
+	st         *bufio.Reader // the status lines
+	cfgW       *os.File      // where the config goes, when not in the message
+	writeErr   chan error    // the config writer's outcome
+}
+
+func (fr *forkRun) close() {
+	for _, f := range []*os.File{fr.outR, fr.errR, fr.stR, fr.cfgW} {
+		if f != nil {
 			f.Close()
 		}
 	}
+	fr.g.Close()
+	fr.t.putUID(fr.uid)
+}
+
+// launch hands the zygote a run with the config payload (boxinit.Config.Write's
+// bytes), in the message when it fits and on a pipe otherwise; a ready run's payload
+// is the template's default config, and its own comes later on the pipe. sent is
+// false when the zygote took nothing (it is gone or wedged).
+func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready, loopback, combined bool) (fr *forkRun, sent bool, err error) {
+	g, err := proc.NewGroup(limits)
+	if err != nil {
+		return nil, true, fmt.Errorf("the run's cgroup: %w", err)
+	}
+	fr = &forkRun{t: t, uid: uid, g: g, limits: limits, writeErr: make(chan error, 1)}
+	joins, err := g.JoinFiles()
+	if err != nil {
+		g.Close()
+		return nil, true, err
+	}
+	var theirs []*os.File
 	pipe := func() (r, w *os.File) {
 		if err != nil {
 			return nil, nil
@@ -354,33 +357,126 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		r, w, err = os.Pipe()
 		return r, w
 	}
-	var cfgR, cfgW *os.File
-	if msg.Len() > maxMessage {
-		cfgR, cfgW = pipe()
-		theirs, ours = append(theirs, cfgR), append(ours, cfgW)
+	head := []byte("in")
+	switch {
+	case ready:
+		head[0] = 'w'
+	case len(payload) > maxMessage:
+		head[0] = 'p'
 	}
-	outR, outW := pipe()
-	errR, errW := outR, outW // 2>&1
-	if !p.Combined {
-		errR, errW = pipe()
+	if loopback {
+		head[1] = 'l'
 	}
-	stR, stW := pipe()
+	if head[0] != 'i' {
+		var cfgR *os.File
+		cfgR, fr.cfgW = pipe()
+		theirs = append(theirs, cfgR)
+	}
+	var outW, errW, stW *os.File
+	fr.outR, outW = pipe()
+	fr.errR, errW = fr.outR, outW
+	if !combined {
+		fr.errR, errW = pipe()
+	}
+	fr.stR, stW = pipe()
 	theirs = append(append(theirs, outW, errW, stW), joins...)
-	ours = append(ours, outR, errR, stR)
-	if err != nil {
-		closeAll(theirs)
-		closeAll(ours)
+	if err == nil {
+		msg := head
+		if head[0] != 'p' {
+			msg = append(head, payload...)
+		}
+		if err = t.send(msg, theirs); err != nil {
+			sent = false
+		} else {
+			sent = true
+		}
+	}
+	for _, f := range theirs {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if err != nil || !sent {
+		for _, f := range []*os.File{fr.outR, fr.errR, fr.stR, fr.cfgW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		g.Close()
+		if err == nil {
+			err = errors.New("not sent")
+		}
+		return nil, sent, err
+	}
+	fr.st = bufio.NewReader(io.LimitReader(fr.stR, statusLimit))
+	if head[0] == 'p' {
+		fr.writeConfig(payload)
+	} else if !ready {
+		fr.writeErr <- nil
+	}
+	return fr, true, nil
+}
+
+// writeConfig sends payload on the config pipe, in the background.
+func (fr *forkRun) writeConfig(payload []byte) {
+	go func() {
+		_, err := fr.cfgW.Write(payload)
+		fr.cfgW.Close()
+		fr.writeErr <- err
+	}()
+}
+
+// forked runs p as a fork of the template's zygote: a ready run when one of p's shape
+// waits, a new fork otherwise. ok is false when the template could not take the run
+// (no free uid, or the zygote is gone): the caller runs it cold, and nothing of it
+// has started.
+func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, res *sandbox.Result,
+	out func(string, []byte)) (r *sandbox.Result, err error, ok bool) {
+	lim := p.Limits
+	cfg := b.initConfig(p)
+	limits := proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}
+	var payload bytes.Buffer
+	if fr := b.takeReady(t, cfg); fr != nil {
+		defer b.wantReady()
+		cfg.UID = fr.uid
+		if err := cfg.Write(&payload, p.Stdin); err != nil {
+			fr.close()
+			return nil, err, true
+		}
+		// The run's own memory and process limits, and (v1) its peak memory counted
+		// from now rather than from when its box was made.
+		upd := proc.Resources{}
+		if limits != fr.limits {
+			upd, fr.limits = limits, limits
+		}
+		if err := fr.g.Update(upd); err != nil {
+			fr.close()
+			return nil, fmt.Errorf("set the run's limits: %w", err), true
+		}
+		base, err := fr.g.Usage()
+		if err != nil {
+			fr.close()
+			return nil, err, true
+		}
+		started := time.Now()
+		fr.writeConfig(payload.Bytes())
+		b.log.Debug("native: ready run", "run", p.RunID, "uid", fr.uid)
+		r, err := b.supervise(ctx, p, res, out, fr, base, started)
+		return r, err, true
+	}
+	uid, free := t.takeUID()
+	if !free {
+		return nil, nil, false
+	}
+	cfg.UID = uid
+	if err := cfg.Write(&payload, p.Stdin); err != nil {
+		t.putUID(uid)
 		return nil, err, true
 	}
 	started := time.Now()
-	head := msg.Bytes()
-	if cfgW != nil {
-		head = []byte{'p', head[1]}
-	}
-	err = t.send(head, theirs)
-	closeAll(theirs)
-	if err != nil {
-		closeAll(ours)
+	fr, sent, err := b.launch(t, uid, limits, payload.Bytes(), false, lim.Network == api.NetworkLoopback, p.Combined)
+	if !sent {
+		t.putUID(uid)
 		b.log.Warn("native: the warm template took no run; replacing it", "err", err)
 		b.tmplMu.Lock()
 		if b.tmpl == t {
@@ -389,17 +485,21 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		b.tmplMu.Unlock()
 		return nil, nil, false
 	}
-	b.log.Debug("native: forked run", "run", p.RunID, "uid", uid)
-	writeErr := make(chan error, 1)
-	if cfgW != nil {
-		go func() {
-			_, err := cfgW.Write(msg.Bytes()[2:])
-			cfgW.Close()
-			writeErr <- err
-		}()
-	} else {
-		writeErr <- nil
+	if err != nil {
+		t.putUID(uid)
+		return nil, err, true
 	}
+	b.log.Debug("native: forked run", "run", p.RunID, "uid", uid)
+	r, err = b.supervise(ctx, p, res, out, fr, proc.Usage{}, started)
+	return r, err, true
+}
+
+// supervise enforces p's limits on a forked run, waits for its report and makes the
+// result; base is the run's usage before its program started.
+func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandbox.Result, out func(string, []byte),
+	fr *forkRun, base proc.Usage, started time.Time) (*sandbox.Result, error) {
+	defer fr.close()
+	lim, g := p.Limits, fr.g
 	var (
 		limitMu  sync.Mutex
 		limitHit string
@@ -417,9 +517,13 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 			close(stopped)
 		}
 	}
-	streams := []*capped{{name: "stdout", limit: lim.Stdout, kind: api.LimitStdout, r: outR}}
-	if !p.Combined {
-		streams = append(streams, &capped{name: "stderr", limit: lim.Stderr, kind: api.LimitStderr, r: errR})
+	streams := []*capped{{name: "stdout", limit: lim.Stdout, kind: api.LimitStdout, r: fr.outR}}
+	if fr.errR != fr.outR {
+		errStream := &capped{name: "stderr", limit: lim.Stderr, kind: api.LimitStderr, r: fr.errR}
+		if p.Combined { // a ready run's own stderr pipe, unused: it closes at once
+			errStream.limit = 0
+		}
+		streams = append(streams, errStream)
 	}
 	var readers sync.WaitGroup
 	for _, s := range streams {
@@ -428,7 +532,10 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 	finished := make(chan struct{})
 	wallTimer := time.AfterFunc(lim.WallTime, func() { stop(api.LimitWall) })
 	defer wallTimer.Stop()
-	go watchGroupCPU(g, lim.CPUTime, finished, func() { stop(api.LimitCPU) })
+	go watchUsage(func() (time.Duration, error) {
+		u, err := g.Usage()
+		return u.CPU, err
+	}, base.CPU, lim.CPUTime, finished, func() { stop(api.LimitCPU) })
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -436,8 +543,8 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		case <-finished:
 		}
 	}()
-	// The status pipe closes when pid 1 of the run's namespace has reported and ended
-	// (the namespace empty), or when the run was killed before it could.
+	// The status line comes when pid 1 of the run's namespace has seen it empty; the
+	// pipe closes without one when the run was killed before it could report.
 	go func() {
 		select {
 		case <-stopped:
@@ -445,46 +552,47 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 			// it (a wedged zygote) holds nothing we wait for past a grace period.
 			select {
 			case <-time.After(2 * time.Second):
-				stR.Close()
+				fr.stR.Close()
 			case <-finished:
 			}
 		case <-finished:
 		}
 	}()
-	st, stErr := readStatusLine(stR)
+	st, stErr := readStatusLine(fr.st)
 	close(finished)
-	stR.Close()
 	if g.Occupied() {
 		_ = g.Kill()
 	}
 	readers.Wait()
 	wall := time.Since(started)
 	usage, uerr := g.Usage()
-	if werr := <-writeErr; werr != nil && st.Stage == "" && !st.Started {
-		return nil, fmt.Errorf("send the config: %w", werr), true
+	if werr := <-fr.writeErr; werr != nil && st.Stage == "" && !st.Started {
+		return nil, fmt.Errorf("send the config: %w", werr)
 	}
 
 	var f sandbox.Facts
 	for _, s := range streams {
+		if s.name == "stderr" && p.Combined {
+			continue
+		}
 		s.fill(res)
 	}
-	res.WallTime, res.CPUTime, res.PeakMemory = wall, usage.CPU, usage.MemoryPeak
+	res.WallTime, res.CPUTime, res.PeakMemory = wall, usage.CPU-base.CPU, usage.MemoryPeak
 	limitMu.Lock()
 	f.Limit = limitHit
 	limitMu.Unlock()
 	if uerr != nil {
-		return nil, fmt.Errorf("the run's usage: %w", uerr), true
+		return nil, fmt.Errorf("the run's usage: %w", uerr)
 	}
-	r, err = b.verdict(p, res, st, f, usage.OOMKills, func() string {
+	return b.verdict(p, res, st, f, usage.OOMKills-base.OOMKills, func() string {
 		return fmt.Sprintf("the run's pid 1 ended without a report (%v)", stErr)
 	})
-	return r, err, true
 }
 
 // readStatusLine reads the report of a forked run's pid 1: one line, written once its
 // namespace is empty, before it exits (its exit need not be waited for).
-func readStatusLine(r io.Reader) (boxinit.Status, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, statusLimit)).ReadBytes('\n')
+func readStatusLine(r *bufio.Reader) (boxinit.Status, error) {
+	line, err := r.ReadBytes('\n')
 	if len(line) == 0 {
 		return boxinit.Status{}, fmt.Errorf("no status (%v)", err)
 	}
@@ -534,12 +642,4 @@ func (c *capped) fill(r *sandbox.Result) {
 	} else {
 		r.Stderr, r.StderrBytes, r.StderrTruncated = string(c.kept), c.total, c.over
 	}
-}
-
-// watchGroupCPU is watchCPU for a forked run's cgroup.
-func watchGroupCPU(g *proc.Group, limit time.Duration, done <-chan struct{}, kill func()) {
-	watchUsage(func() (time.Duration, error) {
-		u, err := g.Usage()
-		return u.CPU, err
-	}, 0, limit, done, kill)
 }
