@@ -266,7 +266,7 @@ row() { # LABEL KEY BASE1 BASE2
 }
 row "bare (subprocess.run)" true.bare true.bare true.bwrap
 row "bwrap, comparable isolation, no limits" true.bwrap true.bare true.bwrap
-row "runbox native, all limits, warm pool" true.warm true.bare true.bwrap
+row "runbox native, all limits, warm (forked from the template)" true.warm true.bare true.bwrap
 row "runbox native, all limits, cold (Warm: -1)" true.cold true.bare true.bwrap
 echo
 echo "Ratios are of p50 times (lower is faster). runbox times Backend.Run in its own process;"
@@ -282,7 +282,7 @@ row "bwrap, comparable isolation, no limits" print.bwrap print.bare print.bwrap
 if [[ -n $nsjail ]]; then
   row "nsjail -Mo, comparable isolation" print.nsjail print.bare print.bwrap
 fi
-row "runbox native, all limits, warm pool" print.runbox print.bare print.bwrap
+row "runbox native, all limits, warm (forked from the template)" print.runbox print.bare print.bwrap
 [[ -n $nsjail ]] || { echo; echo "nsjail: not measured ($nsjail_why)."; }
 echo
 
