@@ -332,6 +332,18 @@ def finish(code):
     os._exit(code)
 
 
+def rehearse(cfg):
+    """Touches what taking a run will touch, before the run is known: a forked
+    process copies each page it first writes to, and the copies made now are not made
+    on the run's clock. Nothing of it stays: it only reads, parses and compiles."""
+    json.loads(json.dumps(dict(cfg, argv=S["python"] + ["main.py"], env=ENV, files=[{"name": "main.py", "size": 9}])))
+    compile("import sys\nprint(sys.argv, 1 + 2 * 3, [x for x in range(3)])\n", "/work/main.py", "exec", dont_inherit=True)
+    in_process(S["python"] + ["main.py"], ENV)
+    os.path.abspath("main.py")
+    types.ModuleType("__main__")
+    importlib.machinery.SourceFileLoader("__main__", "/work/main.py")
+
+
 def program(cfg, uid, stdin, out, err, errw, cfgr):
     """H: never returns. A ready run (cfgr >= 0) is confined with its template's
     defaults, says so on errw, and waits for its run's config on cfgr."""
@@ -339,6 +351,7 @@ def program(cfg, uid, stdin, out, err, errw, cfgr):
     try:
         confine(cfg, uid)
         if cfgr >= 0:
+            rehearse(cfg)
             os.write(errw, b"r")
             data = read_all(cfgr)
             if not data:  # given up unused
