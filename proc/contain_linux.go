@@ -205,8 +205,10 @@ func (c *cgroupBox) remove() {
 	if removeDirs(c.dirs) == nil {
 		return
 	}
+	// On a loaded machine killed members can take seconds to exit: keep trying for
+	// about half a minute (in the background) rather than leave the cgroup behind.
 	var err error
-	for delay := 200 * time.Microsecond; delay < 2*time.Second; delay *= 2 {
+	for delay := 200 * time.Microsecond; delay < 16*time.Second; delay *= 2 {
 		if c.v2 != nil {
 			err = c.v2.Delete()
 		} else {

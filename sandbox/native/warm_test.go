@@ -2,10 +2,13 @@ package native_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/runboxhq/runbox/sandbox"
 	"github.com/runboxhq/runbox/sandbox/native"
@@ -140,6 +143,20 @@ func TestWarmTemplateDies(t *testing.T) {
 	}
 	for _, pid := range held {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Once they are gone (with them the template's pid namespace, and the ready
+	// runs in it): a run that took a ready run in the instant the namespace was being
+	// torn down would fail, as any run in progress on a template that dies does.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		alive := false
+		for _, pid := range held {
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+				alive = true
+			}
+		}
+		if !alive {
+			break
+		}
 	}
 	spec := sandbox.Spec{Language: "python", Code: "import sys; print('ctypes' in sys.modules)"}
 	res, err := b.Run(ctx, spec)

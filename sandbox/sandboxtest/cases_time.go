@@ -99,7 +99,8 @@ escaped('continued after SIGSTOP');
 kill -STOP $$
 escaped "continued after SIGSTOP"
 `),
-			limits: sandbox.Limits{WallTime: time.Second},
+			// Node must start and print within it: 2 s leaves room on a loaded machine.
+			limits: sandbox.Limits{WallTime: 2 * time.Second},
 			check: func(t *testing.T, o *outcome) {
 				wantTimeout(t, o, "wall")
 				wantStdout(t, o, "stopping\n")
