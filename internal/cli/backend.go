@@ -15,8 +15,8 @@ import (
 	"github.com/runboxhq/runbox/sandbox/native"
 )
 
-// prewarm gets a long-lived command's native backend ready for its first runs, in the
-// background: its template. A failure leaves runs cold, which the backend logs.
+// prewarm gets a native backend ready for its first runs, in the background: its
+// template. A failure leaves runs cold, which the backend logs.
 // (Docker's warm containers are started at the first run of each image.)
 func prewarm(ctx context.Context, b sandbox.Backend) {
 	if b, ok := b.(*native.Backend); ok {
@@ -76,7 +76,9 @@ func (o *backendFlags) dockerConfig() (docker.Config, error) {
 	return cfg, nil
 }
 
-// open opens the backend the flags name; a bad flag is a usage error.
+// open opens the backend the flags name for a long-lived command (serve, mcp, worker)
+// and gets it ready for its first runs in the background (prewarm); a bad flag is a
+// usage error.
 func (o *backendFlags) open(ctx context.Context) (sandbox.Backend, error) {
 	cfg, err := o.dockerConfig()
 	if err != nil {
@@ -85,6 +87,9 @@ func (o *backendFlags) open(ctx context.Context) (sandbox.Backend, error) {
 	b, err := o.openBackend(ctx, cfg)
 	if errors.Is(err, sandbox.ErrUnknownBackend) {
 		return nil, usagef("--backend %s: %v", o.Backend, err)
+	}
+	if err == nil {
+		prewarm(ctx, b)
 	}
 	return b, err
 }

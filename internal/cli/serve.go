@@ -121,7 +121,6 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return err
 	}
 	defer backend.Close()
-	prewarm(ctx, backend)
 	log := slog.New(slog.NewJSONHandler(opts.IO.ErrOut, nil))
 	running := opts.Running
 	if running == 0 {

@@ -242,7 +242,6 @@ func workerRun(ctx context.Context, opts *WorkerOptions) error {
 		return err
 	}
 	defer backend.Close()
-	prewarm(ctx, backend)
 	nc, err := queue.Connect(opts.NATS, "runbox-worker")
 	if err != nil {
 		return &exitError{code: ExitInternal, msg: fmt.Sprintf("worker: %v", err)}
