@@ -80,17 +80,9 @@ func newColdBackend(b testing.TB) *native.Backend {
 	return be
 }
 
-// benchRuns runs cmd once per op, one run at a time, and reports the p50 latency.
+// benchRuns runs cmd once per op, one run at a time (see benchSpec).
 func benchRuns(b *testing.B, be *native.Backend, cmd []string) {
-	spec := sandbox.Spec{Command: cmd}
-	mustRun(b, be, spec) // start the warm pool, if any, outside the timing
-	times := make([]time.Duration, 0, b.N)
-	for b.Loop() {
-		start := time.Now()
-		mustRun(b, be, spec)
-		times = append(times, time.Since(start))
-	}
-	reportP50(b, times)
+	benchSpec(b, be, sandbox.Spec{Command: cmd})
 }
 
 func mustRun(b *testing.B, be *native.Backend, spec sandbox.Spec) {

@@ -85,7 +85,9 @@ type Backend struct {
 	// Ready runs (ready.go): made on the template ahead of runs of readyShape.
 	ready       chan *forkRun
 	readyWanted chan struct{}
-	readyShape  string
+	readyCfg    *boxinit.Config // nil: no ready runs
+	readyLimits proc.Resources
+	readyShape  string // shape(readyCfg)
 	readyOnce   sync.Once
 	readyNames  map[string]bool // their cgroups, for Leftovers (under mu)
 }
@@ -125,8 +127,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Warm >= 0 {
 		n := b.readyCount()
 		b.ready, b.readyWanted, b.readyNames = make(chan *forkRun, n), make(chan struct{}, n), make(map[string]bool)
-		if c, _, err := b.defaultConfig(); err == nil {
-			b.readyShape = shape(c)
+		if c, limits, err := b.defaultConfig(); err == nil {
+			b.readyCfg, b.readyLimits, b.readyShape = c, limits, shape(c)
 		}
 	}
 	return b, nil

@@ -47,7 +47,8 @@ func (b *Backend) readyCount() int {
 	return runtime.NumCPU()
 }
 
-// defaultConfig is the config ready runs are made with: the default limits.
+// defaultConfig is the config ready runs are made with (the default limits), and
+// their cgroup's limits; New works them out once.
 func (b *Backend) defaultConfig() (*boxinit.Config, proc.Resources, error) {
 	p, err := sandbox.Prepare(sandbox.Spec{Command: []string{"/bin/true"}})
 	if err != nil {
@@ -59,10 +60,7 @@ func (b *Backend) defaultConfig() (*boxinit.Config, proc.Resources, error) {
 
 // prepareReady makes one ready run on t and waits until its program is confined.
 func (b *Backend) prepareReady(t *template) (*forkRun, error) {
-	cfg, limits, err := b.defaultConfig()
-	if err != nil {
-		return nil, err
-	}
+	cfg := *b.readyCfg
 	uid, free := t.takeUID()
 	if !free {
 		return nil, errors.New("no free uid")
@@ -73,12 +71,8 @@ func (b *Backend) prepareReady(t *template) (*forkRun, error) {
 		t.putUID(uid)
 		return nil, err
 	}
-	fr, sent, err := b.launch(t, uid, limits, payload.Bytes(), true, false, false)
-	if err != nil || !sent {
-		t.putUID(uid)
-		if err == nil {
-			err = errors.New("the zygote took nothing")
-		}
+	fr, err := b.launch(t, uid, b.readyLimits, payload.Bytes(), true, false, false)
+	if err != nil {
 		return nil, err
 	}
 	line := make(chan []byte, 1)
@@ -101,7 +95,7 @@ func (b *Backend) prepareReady(t *template) (*forkRun, error) {
 
 // takeReady returns a ready run of cfg's shape made on t, or nil.
 func (b *Backend) takeReady(t *template, cfg *boxinit.Config) *forkRun {
-	if b.readyShape == "" || shape(cfg) != b.readyShape {
+	if b.readyCfg == nil || shape(cfg) != b.readyShape {
 		return nil
 	}
 	for {
@@ -186,7 +180,7 @@ func (b *Backend) fillReady() {
 
 // startReady starts the filler, once, and asks it for readyCount ready runs.
 func (b *Backend) startReady() {
-	if b.ready == nil || b.readyShape == "" {
+	if b.ready == nil || b.readyCfg == nil {
 		return
 	}
 	b.readyOnce.Do(func() {

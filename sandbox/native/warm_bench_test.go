@@ -39,7 +39,8 @@ func BenchmarkWarmPython2Clients(b *testing.B) { benchClients(b, newWarmBackend(
 // BenchmarkColdPython2Clients is BenchmarkWarmPython2Clients with cold boxes.
 func BenchmarkColdPython2Clients(b *testing.B) { benchClients(b, newColdBackend(b), pyPrint, 2) }
 
-// benchSpec runs spec once per op, one at a time, and reports p50 and p99.
+// benchSpec runs spec once per op, one at a time (after one run outside the timing),
+// and reports p50 and p99.
 func benchSpec(b *testing.B, be *native.Backend, spec sandbox.Spec) {
 	mustRun(b, be, spec)
 	times := make([]time.Duration, 0, b.N)

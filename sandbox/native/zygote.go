@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -303,8 +304,7 @@ func children(pid int) []int {
 	}
 	var out []int
 	for _, f := range strings.Fields(string(b)) {
-		var n int
-		if _, err := fmt.Sscan(f, &n); err == nil {
+		if n, err := strconv.Atoi(f); err == nil {
 			out = append(out, n)
 		}
 	}
@@ -324,6 +324,7 @@ type forkRun struct {
 	writeErr   chan error    // the config writer's outcome
 }
 
+// close gives back what a run holds: the host's pipe ends, its cgroup, its uid.
 func (fr *forkRun) close() {
 	for _, f := range []*os.File{fr.outR, fr.errR, fr.stR, fr.cfgW} {
 		if f != nil {
@@ -334,22 +335,23 @@ func (fr *forkRun) close() {
 	fr.t.putUID(fr.uid)
 }
 
+// errNotTaken is launch's error when the zygote took nothing (it is gone or wedged).
+var errNotTaken = errors.New("the warm template took no run")
+
 // launch hands the zygote a run with the config payload (boxinit.Config.Write's
-// bytes), in the message when it fits and on a pipe otherwise; a ready run's payload
-// is the template's default config, and its own comes later on the pipe. sent is
-// false when the zygote took nothing (it is gone or wedged).
-func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready, loopback, combined bool) (fr *forkRun, sent bool, err error) {
+// bytes) as uid, in the message when it fits and on a pipe otherwise; a ready run's
+// payload is the template's default config, and its own comes later on the pipe. On
+// an error everything is given back, uid included; errNotTaken says the zygote took
+// nothing.
+func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready, loopback, combined bool) (*forkRun, error) {
+	fr := &forkRun{t: t, uid: uid, limits: limits, writeErr: make(chan error, 1)}
 	g, err := proc.NewGroup(limits)
 	if err != nil {
-		return nil, true, fmt.Errorf("the run's cgroup: %w", err)
+		t.putUID(uid)
+		return nil, fmt.Errorf("the run's cgroup: %w", err)
 	}
-	fr = &forkRun{t: t, uid: uid, g: g, limits: limits, writeErr: make(chan error, 1)}
+	fr.g = g
 	joins, err := g.JoinFiles()
-	if err != nil {
-		g.Close()
-		return nil, true, err
-	}
-	var theirs []*os.File
 	pipe := func() (r, w *os.File) {
 		if err != nil {
 			return nil, nil
@@ -367,46 +369,37 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	if loopback {
 		head[1] = 'l'
 	}
+	var cfgR, outW, errW, stW *os.File
 	if head[0] != 'i' {
-		var cfgR *os.File
 		cfgR, fr.cfgW = pipe()
-		theirs = append(theirs, cfgR)
 	}
-	var outW, errW, stW *os.File
 	fr.outR, outW = pipe()
 	fr.errR, errW = fr.outR, outW
 	if !combined {
 		fr.errR, errW = pipe()
 	}
 	fr.stR, stW = pipe()
-	theirs = append(append(theirs, outW, errW, stW), joins...)
 	if err == nil {
 		msg := head
 		if head[0] != 'p' {
 			msg = append(head, payload...)
 		}
-		if err = t.send(msg, theirs); err != nil {
-			sent = false
-		} else {
-			sent = true
+		send := []*os.File{outW, errW, stW}
+		if cfgR != nil {
+			send = append([]*os.File{cfgR}, send...)
+		}
+		if serr := t.send(msg, append(send, joins...)); serr != nil {
+			err = fmt.Errorf("%w: %w", errNotTaken, serr)
 		}
 	}
-	for _, f := range theirs {
+	for _, f := range append(joins, cfgR, outW, errW, stW) { // the zygote has its copies
 		if f != nil {
 			f.Close()
 		}
 	}
-	if err != nil || !sent {
-		for _, f := range []*os.File{fr.outR, fr.errR, fr.stR, fr.cfgW} {
-			if f != nil {
-				f.Close()
-			}
-		}
-		g.Close()
-		if err == nil {
-			err = errors.New("not sent")
-		}
-		return nil, sent, err
+	if err != nil {
+		fr.close()
+		return nil, err
 	}
 	fr.st = bufio.NewReader(io.LimitReader(fr.stR, statusLimit))
 	if head[0] == 'p' {
@@ -414,7 +407,7 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	} else if !ready {
 		fr.writeErr <- nil
 	}
-	return fr, true, nil
+	return fr, nil
 }
 
 // writeConfig sends payload on the config pipe, in the background.
@@ -474,10 +467,9 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		return nil, err, true
 	}
 	started := time.Now()
-	fr, sent, err := b.launch(t, uid, limits, payload.Bytes(), false, lim.Network == api.NetworkLoopback, p.Combined)
-	if !sent {
-		t.putUID(uid)
-		b.log.Warn("native: the warm template took no run; replacing it", "err", err)
+	fr, err := b.launch(t, uid, limits, payload.Bytes(), false, lim.Network == api.NetworkLoopback, p.Combined)
+	if errors.Is(err, errNotTaken) {
+		b.log.Warn("native: replacing the warm template", "err", err)
 		b.tmplMu.Lock()
 		if b.tmpl == t {
 			b.dropTemplateLocked()
@@ -486,7 +478,6 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		return nil, nil, false
 	}
 	if err != nil {
-		t.putUID(uid)
 		return nil, err, true
 	}
 	b.log.Debug("native: forked run", "run", p.RunID, "uid", uid)
