@@ -44,14 +44,12 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL across the call: for clone
 pylib.syscall.restype = ctypes.c_long
-SIGCHLD = 17
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_DUMPABLE = 38, 24, 4
 SECCOMP_SET_MODE_FILTER = 1
 SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
-O_PATH = 0o10000000
 
 
 class SockFprog(ctypes.Structure):
@@ -186,7 +184,7 @@ def ruleset(loopback):
     os.set_inheritable(rs, False)
     for path, access in ll["rules"]:
         try:
-            pfd = os.open(path, O_PATH | os.O_CLOEXEC)
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
         rule = ctypes.create_string_buffer(struct.pack("=Qi", access, pfd), 12)
@@ -415,8 +413,8 @@ def pid1(data, fds):
             os.close(fd)
         cfg, contents, stdin = read_config(data[2:])
         uid = cfg["uid"]
-        for d, mode in (("/work", 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)):
-            mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmp_size']},nr_inodes={cfg['tmp_inodes']},mode={mode:o}")
+        for d, perm in (("/work", 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)):
+            mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmp_size']},nr_inodes={cfg['tmp_inodes']},mode={perm:o}")
         write_files(cfg, contents, uid)
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "")
         if cfg.get("loopback"):
@@ -499,7 +497,7 @@ def serve():
         flags = base
         if S.get("netns") or data[1:2] == b"l":
             flags |= CLONE_NEWNET
-        pid = pylib.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | SIGCHLD), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+        pid = pylib.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | signal.SIGCHLD), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
         if pid == 0:
             pid1(data, fds)
         if pid < 0:
