@@ -168,10 +168,8 @@ func (c *Callbacks) Send(ctx context.Context, rawURL, id string, body []byte) (a
 		if err == nil || !again || attempts >= n {
 			return attempts, err
 		}
-		select {
-		case <-ctx.Done():
+		if sleep(ctx, wait); ctx.Err() != nil {
 			return attempts, err
-		case <-time.After(wait):
 		}
 		wait *= 2
 	}

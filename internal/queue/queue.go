@@ -491,10 +491,8 @@ func retryUntil(ctx context.Context, fn func(context.Context) error, also ...err
 		if !again {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if sleep(ctx, wait); ctx.Err() != nil {
 			return err
-		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
 	}

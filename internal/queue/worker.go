@@ -119,6 +119,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// sleep waits d, or less when ctx ends.
 func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
