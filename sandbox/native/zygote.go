@@ -237,37 +237,29 @@ func (b *Backend) Prewarm(ctx context.Context) error {
 	if b.cfg.Warm < 0 || b.unusable != nil {
 		return b.unusable
 	}
-	for {
-		b.tmplMu.Lock()
-		if b.tmpl != nil {
-			b.tmplMu.Unlock()
-			return nil
-		}
+	b.tmplMu.Lock()
+	if b.tmpl == nil {
 		b.tmplRetry = time.Time{} // asked for: try now
 		b.startTemplateLocked()
-		starting, failed := b.tmplStarting, b.tmplFailed
-		b.tmplMu.Unlock()
-		if starting == nil {
-			if failed {
-				return errors.New("sandbox/native: no warm template could be started (see the log); runs use cold boxes")
-			}
-			return sandbox.ErrClosed
-		}
+	}
+	starting := b.tmplStarting
+	b.tmplMu.Unlock()
+	if starting != nil {
 		select {
 		case <-starting:
-			b.tmplMu.Lock()
-			t, failed := b.tmpl, b.tmplFailed
-			b.tmplMu.Unlock()
-			if t != nil {
-				return nil
-			}
-			if failed {
-				return errors.New("sandbox/native: no warm template could be started (see the log); runs use cold boxes")
-			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	b.tmplMu.Lock()
+	defer b.tmplMu.Unlock()
+	switch {
+	case b.tmpl != nil:
+		return nil
+	case b.tmplFailed:
+		return errors.New("sandbox/native: no warm template could be started (see the log); runs use cold boxes")
+	}
+	return sandbox.ErrClosed
 }
 
 // coldPool reports whether cold runs should keep boxes built ahead: only where no
