@@ -110,7 +110,8 @@ func TestRedelivery(t *testing.T) {
 		errContains string
 	}{
 		{"taken, not started", Config{}, false, false, 1, api.StatusOK, ""},
-		{"started, lost", Config{}, true, false, 1, api.StatusSandboxError, "not run again"},
+		// The delivery after the lost one waits an ack wait for a report first.
+		{"started, lost", Config{AckWait: time.Second}, true, false, 1, api.StatusSandboxError, "not run again"},
 		{"started, lost, idempotent", Config{}, true, true, 1, api.StatusOK, ""},
 		{"attempts exhausted", Config{MaxAttempts: 2}, false, false, 2, api.StatusSandboxError, "given to workers 2 times"},
 	} {

@@ -162,6 +162,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, log *slog.Logger
 		// Run already; its ack was lost, or its callback is still owed.
 		w.finish(ctx, msg, rec, rev, log)
 		return
+	case rec.State == api.SubmissionRunning && rec.Attempt < int(md.NumDelivered) && !job.Idempotent &&
+		int(md.NumDelivered) == rec.Attempt+1 && int(md.NumDelivered) <= w.Queue.attempts:
+		// Given again while the record says an earlier delivery runs it: its worker died,
+		// or only its signs of life were lost (NATS away for longer than the ack wait,
+		// as while a cluster elects a leader). Give it one more ack wait to report;
+		// the next delivery decides (the last one possible always does).
+		log.Info("running elsewhere; waiting for its report", "worker", rec.Worker, "its_attempt", rec.Attempt)
+		_ = msg.NakWithDelay(w.Queue.ackWait)
+		return
 	case rec.State == api.SubmissionRunning && rec.Attempt < int(md.NumDelivered) && !job.Idempotent:
 		res = w.failed(&job, fmt.Sprintf("the worker running it (%s, attempt %d) stopped before it reported; "+
 			"not run again, as it may have run (submit it with \"idempotent\": true to allow that)", rec.Worker, rec.Attempt))
