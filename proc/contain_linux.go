@@ -164,7 +164,13 @@ func (c *cgroupBox) kill() error {
 		return c.v2.Kill()
 	}
 	// v1 has no cgroup.kill: freeze so nothing forks while we list, kill all, thaw so
-	// the killed can die.
+	// the killed can die. An empty cgroup is left alone: nothing can enter it to fork,
+	// and a freeze is not cheap (the first frozen cgroup of the host turns a static key
+	// on, which patches kernel text on every CPU; milliseconds in a VM).
+	if pids, err := c.members(); err == nil && len(pids) == 0 {
+		_ = c.group.kill()
+		return nil
+	}
 	if err := c.v1.Freeze(); err != nil {
 		_ = c.group.kill()
 		return fmt.Errorf("proc: freeze cgroup %s: %w", c.dir, err)
@@ -204,6 +210,14 @@ func (c *cgroupBox) remove() {
 	// the CPU of a short run's teardown). Anything left (EBUSY) goes the slow way.
 	if removeDirs(c.dirs) == nil {
 		return
+	}
+	// A member that was exiting as we came (a run's pid 1 after its report) leaves in
+	// a moment: wait for it a little before killing anything.
+	for delay := 100 * time.Microsecond; delay <= 12800*time.Microsecond; delay *= 2 {
+		time.Sleep(delay)
+		if !c.occupied() && removeDirs(c.dirs) == nil {
+			return
+		}
 	}
 	// On a loaded machine killed members can take seconds to exit: keep trying for
 	// about half a minute (in the background) rather than leave the cgroup behind.

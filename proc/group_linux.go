@@ -95,8 +95,11 @@ func (g *Group) Update(res Resources) error {
 	return g.box.update(res)
 }
 
-// Close kills what is left in the group and removes it, in the background (removing a
-// memory cgroup costs the kernel about a millisecond).
+// Close removes the group in the background (removing a memory cgroup costs the
+// kernel about a millisecond). A member still in it is given a few milliseconds to
+// leave by itself (a process that is exiting stays a member until late in its exit,
+// after its files are closed and its namespaces dropped), then killed: call Kill first
+// for members that must die at once.
 func (g *Group) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -104,8 +107,5 @@ func (g *Group) Close() {
 		return
 	}
 	g.done = true
-	if g.box.occupied() {
-		_ = g.box.kill()
-	}
 	go g.box.remove()
 }

@@ -440,6 +440,8 @@ def pid1(data, fds):
     if msg[:1] == b"r":  # confined and waiting for its run
         os.write(status, b'{"ready":true}\n')
         msg = msg[1:]
+        # The report's pages copied now, not on the run's clock.
+        json.dumps({"started": True, "exited": True, "exit_code": 0, "program_ns": time.time_ns(), "ended_ns": 0})
     started = time.time_ns()
     msg += read_all(errr)
     st = {"started": True}

@@ -82,11 +82,21 @@ func (b *Backend) prepareReady(t *template) (*forkRun, error) {
 	}()
 	select {
 	case l := <-line:
-		if string(bytes.TrimSpace(l)) == `{"ready":true}` {
-			return fr, nil
+		if string(bytes.TrimSpace(l)) != `{"ready":true}` {
+			fr.close()
+			return nil, fmt.Errorf("a ready run failed: %q", bytes.TrimSpace(l))
 		}
-		fr.close()
-		return nil, fmt.Errorf("a ready run failed: %q", bytes.TrimSpace(l))
+		// What the run's usage counts from, read now rather than when it is taken: a
+		// ready run does nothing until then. On v1 the peak memory restarts here.
+		if err := fr.g.Update(proc.Resources{}); err != nil {
+			fr.close()
+			return nil, fmt.Errorf("reset a ready run's peak memory: %w", err)
+		}
+		if fr.base, err = fr.g.Usage(); err != nil {
+			fr.close()
+			return nil, fmt.Errorf("a ready run's usage: %w", err)
+		}
+		return fr, nil
 	case <-time.After(readyStart):
 		fr.close() // the reader goroutine ends with the pipe
 		return nil, errors.New("a ready run did not get ready")

@@ -309,6 +309,7 @@ type forkRun struct {
 	uid        int
 	g          *proc.Group
 	limits     proc.Resources // the cgroup's
+	base       proc.Usage     // a ready run's usage when it got ready
 	outR, errR *os.File       // errR is outR for 2>&1
 	stR        *os.File
 	st         *bufio.Reader // the status lines
@@ -428,25 +429,19 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 			fr.close()
 			return nil, err, true
 		}
-		// The run's own memory and process limits, and (v1) its peak memory counted
-		// from now rather than from when its box was made.
-		upd := proc.Resources{}
+		// The run's own memory and process limits (setting them restarts the peak
+		// memory on v1, as it was when the run got ready).
 		if limits != fr.limits {
-			upd, fr.limits = limits, limits
-		}
-		if err := fr.g.Update(upd); err != nil {
-			fr.close()
-			return nil, fmt.Errorf("set the run's limits: %w", err), true
-		}
-		base, err := fr.g.Usage()
-		if err != nil {
-			fr.close()
-			return nil, err, true
+			fr.limits = limits
+			if err := fr.g.Update(limits); err != nil {
+				fr.close()
+				return nil, fmt.Errorf("set the run's limits: %w", err), true
+			}
 		}
 		started := time.Now()
 		fr.writeConfig(payload.Bytes())
 		b.log.Debug("native: ready run", "run", p.RunID, "uid", fr.uid)
-		r, err := b.supervise(ctx, p, res, out, fr, base, started)
+		r, err := b.supervise(ctx, p, res, out, fr, fr.base, started)
 		return r, err, true
 	}
 	uid, free := t.takeUID()
@@ -543,9 +538,12 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	}()
 	st, stErr := readStatusLine(fr.st)
 	close(finished)
-	if g.Occupied() {
+	if stErr != nil && g.Occupied() {
 		_ = g.Kill()
 	}
+	// With its report, pid 1 has seen its namespace empty, and it exits: nothing is
+	// left to kill (a kill on cgroup v1 is a freeze, milliseconds in a VM), and Close
+	// removes the cgroup once pid 1 is gone.
 	readers.Wait()
 	wall := time.Since(started)
 	usage, uerr := g.Usage()
