@@ -42,7 +42,7 @@ del sys.argv[1:]
 NR = S["nr"]
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL across the call: for clone
+pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL across the call: for clone, fork
 pylib.syscall.restype = ctypes.c_long
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
@@ -388,12 +388,13 @@ def program(cfg, uid, stdin, out, err, errw, cfgr):
     run_python(script, argv)
 
 
-def pid1(data, fds):
+def pid1(data, fds, parsed):
     """G: pid 1 of the run's namespaces. Never returns.
 
     The message's first byte: "i", the run's config follows; "p", it comes on the
-    first fd's pipe; "w", a ready run: what follows is the template's default config,
-    and the run's own comes later on the first fd's pipe, to the program."""
+    first fd's pipe; "w", a ready run: what follows is the template's default config
+    (parsed is read_config's outcome for it, when the zygote has it), and the run's
+    own comes later on the first fd's pipe, to the program."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     SOCK.close()
@@ -411,7 +412,7 @@ def pid1(data, fds):
             except OSError as e:
                 raise Failure("cgroup", f"join the run's cgroup: {e.strerror}")
             os.close(fd)
-        cfg, contents, stdin = read_config(data[2:])
+        cfg, contents, stdin = parsed or read_config(data[2:])
         uid = cfg["uid"]
         for d, perm in (("/work", 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)):
             mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmp_size']},nr_inodes={cfg['tmp_inodes']},mode={perm:o}")
@@ -428,7 +429,14 @@ def pid1(data, fds):
     if stdin is None and cfgr < 0:
         stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     errr, errw = os.pipe2(os.O_CLOEXEC)
-    h = os.fork()
+    # libc's fork, not os.fork: the interpreter's after-fork work in the child (its
+    # locks, and threading's at-fork handler) copies ~150 pages into every program,
+    # for a process with one thread and no lock held. glibc's fork keeps its own
+    # state (the cached thread id) right.
+    h = pylib.fork()
+    if h < 0:
+        report(status, {"stage": "namespaces", "error": "fork: " + os.strerror(ctypes.get_errno())})
+        os._exit(1)
     if h == 0:
         os.close(errr)
         os.close(status)
@@ -440,11 +448,9 @@ def pid1(data, fds):
     if msg[:1] == b"r":  # confined and waiting for its run
         os.write(status, b'{"ready":true}\n')
         msg = msg[1:]
-        # The report's pages copied now, not on the run's clock.
-        json.dumps({"started": True, "exited": True, "exit_code": 0, "program_ns": time.time_ns(), "ended_ns": 0})
     started = time.time_ns()
     msg += read_all(errr)
-    st = {"started": True}
+    st, ended = {"started": True}, None
     if msg:
         try:
             st = json.loads(msg)
@@ -459,16 +465,46 @@ def pid1(data, fds):
             continue
         if pid == h:
             if os.WIFSIGNALED(ws):
-                st.update(exited=False, signal=os.WTERMSIG(ws))
+                ended = {"exited": False, "signal": os.WTERMSIG(ws)}
             else:
-                st.update(exited=True, exit_code=os.WEXITSTATUS(ws))
+                ended = {"exited": True, "exit_code": os.WEXITSTATUS(ws)}
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    st.update(program_ns=started, ended_ns=time.time_ns())
-    report(status, st)
+    if st == {"started": True} and ended is not None:
+        # The common report, formatted without the json module: the encoder's
+        # pages would be copied into this process for one line.
+        how = b'"exited":false,"signal":%d' % ended["signal"] if "signal" in ended else b'"exited":true,"exit_code":%d' % ended["exit_code"]
+        os.write(status, b'{"started":true,%s,"program_ns":%d,"ended_ns":%d}\n' % (how, started, time.time_ns()))
+    else:
+        st.update(ended or {}, program_ns=started, ended_ns=time.time_ns())
+        report(status, st)
     os._exit(0)
+
+
+READY_CONFIGS = {}
+
+
+def ready_config(data):
+    """read_config's outcome for a ready run's message, parsed once per config (the
+    template's defaults, one per program uid) here rather than in each run's pid 1,
+    where parsing copies ~180 pages of the interpreter's. None when it does not parse
+    cleanly: pid 1 then parses it and reports why."""
+    key = bytes(data[2:])
+    got = READY_CONFIGS.get(key)
+    if got is None:
+        try:
+            got = read_config(key)
+        except Exception:
+            return None
+        if got[2] is not None:  # a stdin (never in a ready run's defaults)
+            os.close(got[2])
+            return None
+        if len(READY_CONFIGS) >= 256:
+            READY_CONFIGS.clear()
+        READY_CONFIGS[key] = got
+    return got
 
 
 def serve():
@@ -499,9 +535,10 @@ def serve():
         flags = base
         if S.get("netns") or data[1:2] == b"l":
             flags |= CLONE_NEWNET
+        parsed = ready_config(data) if data[:1] == b"w" else None
         pid = pylib.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | signal.SIGCHLD), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
         if pid == 0:
-            pid1(data, fds)
+            pid1(data, fds, parsed)
         if pid < 0:
             report(fds[2 + piped], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
         for fd in fds:
