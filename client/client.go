@@ -80,25 +80,37 @@ func (e *Error) Is(target error) bool {
 // error; a run runbox could not carry out returns its result (status sandbox_error)
 // and an *Error.
 func (c *Client) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, error) {
+	res, _, err := c.RunTimed(ctx, req)
+	return res, err
+}
+
+// RunTimed is Run, with the server's account of the request's time (its
+// Server-Timing header): the time of the run itself apart from the HTTP around it.
+// The Timing is zero when the server did not say (a refused request, an older
+// server).
+func (c *Client) RunTimed(ctx context.Context, req api.RunRequest) (*api.RunResult, Timing, error) {
 	resp, err := c.do(ctx, http.MethodPost, "/v1/runs", req, "application/json")
 	if err != nil {
-		return nil, err
+		return nil, Timing{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	tm := parseTiming(resp.Header.Values("Server-Timing"))
+	body, err := readAnswer(resp)
 	if err != nil {
-		return nil, fmt.Errorf("client: read the result: %w", err)
+		return nil, tm, fmt.Errorf("client: read the result: %w", err)
 	}
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusInternalServerError {
 		var res api.RunResult
-		if jerr := json.Unmarshal(body, &res); jerr == nil && res.Status != "" {
+		// Its own UnmarshalJSON, not json.Unmarshal's: that would scan the whole
+		// answer twice more before calling it (to check it, then to find its end).
+		if jerr := res.UnmarshalJSON(body); jerr == nil && res.Status != "" {
 			if resp.StatusCode != http.StatusOK {
-				return &res, &Error{StatusCode: resp.StatusCode, Message: res.Error}
+				return &res, tm, &Error{StatusCode: resp.StatusCode, Message: res.Error}
 			}
-			return &res, nil
+			return &res, tm, nil
 		}
 	}
-	return nil, answerError(resp, body)
+	return nil, tm, answerError(resp, body)
 }
 
 // Stream runs req and returns its events as they happen (docs/events.md): started,
@@ -155,7 +167,17 @@ func (s *Stream) Next() (api.Event, error) {
 func (s *Stream) Result() *api.RunResult { return s.result }
 
 // Close ends the stream; a run still going is stopped by the server.
-func (s *Stream) Close() error { return s.body.Close() }
+func (s *Stream) Close() error {
+	if s.result != nil {
+		// The stream ends with its result: read that end, so that the connection
+		// is kept for the next request instead of closed.
+		_, _ = io.Copy(io.Discard, io.LimitReader(s.body, maxTrailing))
+	}
+	return s.body.Close()
+}
+
+// maxTrailing bounds what Close reads after a stream's result: nothing, from runbox.
+const maxTrailing = 4 << 10
 
 // Languages lists the languages the server runs, with their versions.
 func (c *Client) Languages(ctx context.Context) ([]api.Language, error) {

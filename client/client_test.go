@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +49,11 @@ func TestClient(t *testing.T) {
 	res, err := c.Run(ctx, api.RunRequest{Language: "python", Code: "print(input() * 2)", Stdin: "ab\n"})
 	if err != nil || res.Status != api.StatusOK || res.Stdout != "abab\n" {
 		t.Fatalf("%+v %v", res, err)
+	}
+	// The server's account of the run's time, beside the result.
+	res, tm, err := c.RunTimed(ctx, api.RunRequest{Command: []string{"sleep", "0.05"}})
+	if err != nil || res.Status != api.StatusOK || tm.Run < 50*time.Millisecond || tm.Total < tm.Run {
+		t.Fatalf("%+v %+v %v", res, tm, err)
 	}
 	res, err = c.Run(ctx, api.RunRequest{Language: "python", Code: "1/0"})
 	if err != nil || res.Status != api.StatusRuntimeError || res.Diagnostic.Type != "ZeroDivisionError" {
@@ -129,5 +136,33 @@ func TestCancel(t *testing.T) {
 	_, err := c.Run(ctx, api.RunRequest{Command: []string{"sleep", "30"}})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Errorf("%v after %v", err, time.Since(start))
+	}
+}
+
+// A stream read to its result and closed leaves its connection for the next request.
+func TestStreamKeepsConnection(t *testing.T) {
+	url := serve(t, server.Config{})
+	c, _ := client.New(url, client.WithHTTPClient(&http.Client{Transport: &http.Transport{}}))
+	st, err := c.Stream(context.Background(), api.RunRequest{Command: []string{"echo", "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	reused := false
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	})
+	if res, err := c.Run(ctx, api.RunRequest{Command: []string{"true"}}); err != nil || res.Status != api.StatusOK {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if !reused {
+		t.Error("the run after a stream opened a new connection")
 	}
 }

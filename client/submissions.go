@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,23 @@ import (
 // maxAnswer bounds an answer read whole: a thousand records with their outputs.
 const maxAnswer = 1 << 30
 
+// maxPrealloc bounds the buffer readAnswer makes before the answer arrives, so
+// that a Content-Length is not taken on trust for more.
+const maxPrealloc = 64 << 20
+
+// readAnswer reads an answer whole, up to maxAnswer, into one buffer of its
+// Content-Length when the server said it (runbox's answers do), instead of growing
+// one as it comes.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	size := bytes.MinRead // room for the read that finds the end
+	if n := resp.ContentLength; n > 0 {
+		size += int(min(n, maxPrealloc))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer))
+	return buf.Bytes(), err
+}
+
 // call sends a request and reads the answer into out when its status is want; any
 // other status is an *Error (and out holds the answer when it decodes).
 func (c *Client) call(ctx context.Context, method, path string, body any, want int, out any) error {
@@ -24,7 +42,7 @@ func (c *Client) call(ctx context.Context, method, path string, body any, want i
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	b, err := readAnswer(resp)
 	if err != nil {
 		return fmt.Errorf("client: read the answer: %w", err)
 	}

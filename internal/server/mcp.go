@@ -139,7 +139,7 @@ func (s *Server) runCode(ctx context.Context, _ *mcp.CallToolRequest, in RunCode
 	if end, ok := ctx.Value(runsEndKey{}).(context.Context); ok {
 		defer context.AfterFunc(end, cancel)()
 	}
-	res, err := s.run(ctx, ticket, spec, "mcp")
+	res, err := s.run(ctx, ticket, spec, "mcp", nil)
 	if res == nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, nil, fmt.Errorf("the run was not started: %w", err)

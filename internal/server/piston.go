@@ -165,6 +165,7 @@ func runtimeName(l *lang.Language) string {
 // postPistonExecute is POST /api/v2/execute: 200 for every verdict of the program,
 // 500 when runbox failed to run it.
 func (s *Server) postPistonExecute(w http.ResponseWriter, r *http.Request) {
+	tm := startTiming()
 	ticket, done := s.admit(w)
 	if ticket == nil {
 		return
@@ -187,7 +188,7 @@ func (s *Server) postPistonExecute(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.runContext(r)
 	defer cancel()
-	res, err := s.run(ctx, ticket, spec, pistonAPI)
+	res, err := s.run(ctx, ticket, spec, pistonAPI, tm)
 	if res == nil {
 		answerPistonError(w, err)
 		return
@@ -198,7 +199,7 @@ func (s *Server) postPistonExecute(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusInternalServerError
 		out.Message = *out.Run.Message
 	}
-	writeJSON(w, code, out)
+	writeTimedJSON(w, code, out, tm)
 }
 
 // pistonRuntime finds the language and checks the version a request asks for,

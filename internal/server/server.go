@@ -9,6 +9,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -251,31 +252,39 @@ func (s *Server) runContext(r *http.Request) (context.Context, context.CancelFun
 	return ctx, func() { stop(); cancel() }
 }
 
-// run runs spec once its ticket has a slot, and records it.
-func (s *Server) run(ctx context.Context, t *runner.Ticket, spec sandbox.Spec, apiName string) (*sandbox.Result, error) {
+// run runs spec once its ticket has a slot, and records it; tm, when set, gets the
+// time waited for the slot and the time of the run.
+func (s *Server) run(ctx context.Context, t *runner.Ticket, spec sandbox.Spec, apiName string, tm *timing) (*sandbox.Result, error) {
+	begin := time.Now()
 	if err := t.Wait(ctx); err != nil {
 		return nil, err
 	}
-	return s.exec(ctx, spec, apiName, nil)
+	waited := time.Since(begin)
+	res, took, err := s.exec(ctx, spec, apiName, nil)
+	if tm != nil {
+		tm.wait, tm.run = waited, took
+	}
+	return res, err
 }
 
 // exec runs spec, passing its output to out as it comes when out is set (all at the
-// end when the backend cannot stream), and counts and logs the run.
-func (s *Server) exec(ctx context.Context, spec sandbox.Spec, apiName string, out func(stream string, p []byte)) (*sandbox.Result, error) {
+// end when the backend cannot stream), and counts and logs the run. took is the time
+// of the backend's Run.
+func (s *Server) exec(ctx context.Context, spec sandbox.Spec, apiName string, out func(stream string, p []byte)) (res *sandbox.Result, took time.Duration, err error) {
 	start := time.Now()
-	var res *sandbox.Result
-	var err error
 	if st, ok := s.cfg.Backend.(sandbox.Streamer); ok && out != nil {
 		res, err = st.RunStream(ctx, spec, out)
+		took = time.Since(start)
 	} else {
 		res, err = s.cfg.Backend.Run(ctx, spec)
+		took = time.Since(start)
 		if res != nil && out != nil {
 			out("stdout", []byte(res.Stdout))
 			out("stderr", []byte(res.Stderr))
 		}
 	}
-	s.record(apiName, res, err, time.Since(start))
-	return res, err
+	s.record(apiName, res, err, took)
+	return res, took, err
 }
 
 // record counts and logs a run.
@@ -364,12 +373,40 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+func writeJSON(w http.ResponseWriter, code int, v any) { writeTimedJSON(w, code, v, nil) }
+
+// writeTimedJSON answers v as one line of JSON, in one write with its Content-Length,
+// and with tm, when set, as the Server-Timing header (its total ends here, the
+// encoding done).
+func writeTimedJSON(w http.ResponseWriter, code int, v any, tm *timing) {
+	b, err := encodeJSON(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = encodeJSON(api.Error{Error: "runbox could not encode its answer: " + err.Error()})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if tm != nil {
+		tm.set(h)
+	}
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
+	_, _ = w.Write(b)
+}
+
+// encodeJSON is v as json.Encoder writes it without HTML escaping: one line. A run's
+// result is taken as its MarshalJSON (json.Marshal's, compact) makes it: the encoder
+// would only check and copy those bytes again, twice the work of the output itself.
+func encodeJSON(v any) ([]byte, error) {
+	if res, ok := v.(*sandbox.Result); ok && res != nil {
+		b, err := res.MarshalJSON()
+		return append(b, '\n'), err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	err := enc.Encode(v)
+	return buf.Bytes(), err
 }
 
 func writeError(w http.ResponseWriter, code int, field, format string, a ...any) {

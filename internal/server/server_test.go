@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +89,31 @@ func TestRun(t *testing.T) {
 	resp = post(t, ts.URL+"/v1/runs", "", `{"command":["/bin/sh","run.sh","x"],"files":[{"name":"run.sh","content":"ZWNobyAiJDEkKGNhdCBkYXRhL2luKSIK","encoding":"base64"},{"name":"data/in","content":"y"}]}`, &res)
 	if resp.StatusCode != 200 || res.Stdout != "xy\n" {
 		t.Fatalf("%d %+v", resp.StatusCode, res)
+	}
+}
+
+// A run's answer says in its Server-Timing header how long the backend's Run took
+// and how long the handler did, on /v1/runs and Piston's execute.
+func TestServerTiming(t *testing.T) {
+	_, ts := newServer(t, server.Config{})
+	format := regexp.MustCompile(`^wait;dur=(\d+\.\d{3}), run;dur=(\d+\.\d{3}), total;dur=(\d+\.\d{3})$`)
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/runs", `{"command":["sleep","0.05"]}`},
+		{"/api/v2/execute", `{"language":"bash","version":"*","files":[{"content":"sleep 0.05"}]}`},
+	} {
+		resp := post(t, ts.URL+tc.path, "", tc.body, nil)
+		m := format.FindStringSubmatch(resp.Header.Get("Server-Timing"))
+		if resp.StatusCode != 200 || m == nil {
+			t.Fatalf("%s: %d, Server-Timing %q", tc.path, resp.StatusCode, resp.Header.Get("Server-Timing"))
+		}
+		run, _ := strconv.ParseFloat(m[2], 64)
+		total, _ := strconv.ParseFloat(m[3], 64)
+		if run < 50 || total < run {
+			t.Errorf("%s: Server-Timing %q: want run ≥ 50 ms, total ≥ run", tc.path, m[0])
+		}
+		if resp.ContentLength <= 0 {
+			t.Errorf("%s: no Content-Length", tc.path)
+		}
 	}
 }
 
@@ -219,6 +246,9 @@ func TestStream(t *testing.T) {
 // would outlast it; no new run is admitted meanwhile.
 func TestShutdown(t *testing.T) {
 	s, ts := newServer(t, server.Config{})
+	// A first run starts the warm template (as runbox serve's prewarm does), which
+	// under -race took the 0.5 s run below past the 1.8 s of the drain.
+	post(t, ts.URL+"/v1/runs", "", `{"language":"python","code":"pass"}`, nil)
 	results := make(chan api.RunResult, 2)
 	for _, code := range []string{"import time; time.sleep(0.5); print('done')", "import time; time.sleep(30)"} {
 		go func() {

@@ -63,7 +63,7 @@ func (s *Server) streamRun(ctx context.Context, w http.ResponseWriter, t *runner
 		defer mu.Unlock()
 		splitters[stream].Write(p)
 	}
-	res, err := s.exec(ctx, spec, "v1-stream", out)
+	res, _, err := s.exec(ctx, spec, "v1-stream", out)
 	mu.Lock()
 	for _, sp := range splitters {
 		sp.Flush()
@@ -75,10 +75,13 @@ func (s *Server) streamRun(ctx context.Context, w http.ResponseWriter, t *runner
 			res.Error = err.Error()
 		}
 	}
+	// The result is the last event: not flushed here, it leaves with the end of the
+	// stream in one write, and the client finds the stream's end with it.
 	ev.emit(api.Event{Type: api.EventResult, RunID: res.RunID, Run: res})
 }
 
-// eventWriter writes numbered events, each flushed as it is written.
+// eventWriter writes numbered events, each flushed as it is written but the result,
+// which ends the stream.
 type eventWriter struct {
 	mu  sync.Mutex
 	w   http.ResponseWriter
@@ -98,6 +101,10 @@ func (e *eventWriter) emit(ev api.Event) {
 	defer e.mu.Unlock()
 	e.seq++
 	ev.Seq, ev.Time = e.seq, time.Now().UTC()
+	if ev.Type == api.EventResult {
+		_ = e.enc.Encode(ev)
+		return
+	}
 	e.writeLocked(ev)
 }
 

@@ -80,13 +80,17 @@ func BenchmarkQueueOverhead(b *testing.B) {
 		*firstT = append(*firstT, mid.Sub(start))
 		*secondT = append(*secondT, time.Since(mid))
 	}
-	d50, d99 := percentiles(directT)
-	q50, q99 := percentiles(queuedT)
-	b.ReportMetric(d50, "direct-p50-ms")
-	b.ReportMetric(d99, "direct-p99-ms")
-	b.ReportMetric(q50, "queued-p50-ms")
-	b.ReportMetric(q99, "queued-p99-ms")
+	d50, q50 := report(b, "direct", directT), report(b, "queued", queuedT)
 	b.ReportMetric(q50-d50, "overhead-p50-ms")
+}
+
+// report reports the p50 and p99 of d as NAME-p50-ms and NAME-p99-ms, and returns
+// the p50.
+func report(b *testing.B, name string, d []time.Duration) (p50 float64) {
+	p50, p99 := percentiles(d)
+	b.ReportMetric(p50, name+"-p50-ms")
+	b.ReportMetric(p99, name+"-p99-ms")
+	return p50
 }
 
 func percentiles(d []time.Duration) (p50, p99 float64) {

@@ -15,6 +15,7 @@ import (
 // postRun is POST /v1/runs: a RunRequest in, the sandbox result out (200 for every
 // verdict of the program, 500 for sandbox_error: runbox's own failure).
 func (s *Server) postRun(w http.ResponseWriter, r *http.Request) {
+	tm := startTiming()
 	ticket, done := s.admit(w)
 	if ticket == nil {
 		return
@@ -36,7 +37,7 @@ func (s *Server) postRun(w http.ResponseWriter, r *http.Request) {
 		s.streamRun(ctx, w, ticket, spec)
 		return
 	}
-	res, err := s.run(ctx, ticket, spec, "v1")
+	res, err := s.run(ctx, ticket, spec, "v1", tm)
 	if res == nil {
 		answerError(w, err)
 		return
@@ -45,7 +46,7 @@ func (s *Server) postRun(w http.ResponseWriter, r *http.Request) {
 	if res.Status == sandbox.StatusSandboxError {
 		code = http.StatusInternalServerError
 	}
-	writeJSON(w, code, res)
+	writeTimedJSON(w, code, res, tm)
 }
 
 // specFrom turns a request into a spec, within the server's maxima.
