@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +28,8 @@ const (
 	// smallFrame is written to a worker's stdin inline: one request in flight fits the
 	// pipe buffer, so the write cannot block.
 	smallFrame = 4096
+	// retireGrace is how long a worker whose stdin was closed has to exit.
+	retireGrace = 5 * time.Second
 )
 
 // Errors of a task that did not get a result from its worker. A *WorkerError unwraps
@@ -58,8 +61,8 @@ type Config struct {
 	Cmd *proc.Cmd
 	// Workers is the number of worker processes (0: runtime.NumCPU()).
 	Workers int
-	// QueueSize bounds the tasks waiting for a worker; Submit blocks (backpressure)
-	// while it is full (0: 2 × Workers).
+	// QueueSize bounds the tasks waiting for a worker: Submit blocks (backpressure)
+	// while Workers + QueueSize tasks are submitted and unfinished (0: 2 × Workers).
 	QueueSize int
 	// TaskTimeout bounds one task; its worker is killed and replaced (0: none).
 	TaskTimeout time.Duration
@@ -78,26 +81,53 @@ type Config struct {
 }
 
 // Pool is a set of worker processes. It is safe for concurrent use.
+//
+// No goroutine of the pool stands between a task and its worker: Submit writes the
+// request to an idle worker's stdin itself, and the goroutine reading the worker's
+// stdout finishes the task's future and writes the next queued request. One goroutine
+// per worker slot starts, watches and replaces workers, off that path.
 type Pool struct {
 	cfg    Config
 	log    *slog.Logger
-	tasks  chan *task
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup  // the slots
 	ctx    context.Context // the workers' lifetime
 	cancel context.CancelFunc
+	room   chan struct{} // a token per task admitted and not finished: Workers + QueueSize
+	nextID atomic.Uint64
 
-	mu       sync.RWMutex // held for reading while submitting, for writing to close
+	mu       sync.Mutex
+	idle     []*worker // workers without a task; empty while tasks are queued
+	queue    fifo      // tasks waiting for a worker; empty while a worker is idle
 	closed   bool
+	closing  chan struct{} // closed by Close
+	isBroken bool
 	broken   chan struct{}
-	breakOne sync.Once
+
 	rmu      sync.Mutex
 	restarts []time.Time
 }
 
+// task is one submitted task; its Future is what Submit returns.
 type task struct {
+	Future
 	ctx    context.Context
+	method string
 	params json.RawMessage
-	fut    *Future
+	// From its start (under Pool.mu to set, read once it no longer runs):
+	id      uint64      // taken in start order, so a worker sees its ids increase
+	timer   *time.Timer // TaskTimeout
+	stopCtx func() bool // the watch on ctx
+}
+
+// disarm stops the task's timeout and context watch once it no longer runs. Either may
+// have fired already: abort then finds the task gone from its worker and does nothing.
+func (t *task) disarm() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	if t.stopCtx != nil {
+		t.stopCtx()
+	}
 }
 
 // Future is the outcome of one submitted task.
@@ -146,7 +176,12 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if cfg.RestartWindow <= 0 {
 		cfg.RestartWindow = DefaultRestartWindow
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger, tasks: make(chan *task, cfg.QueueSize), broken: make(chan struct{})}
+	p := &Pool{
+		cfg: cfg, log: cfg.Logger,
+		room:    make(chan struct{}, cfg.Workers+cfg.QueueSize),
+		queue:   fifo{ring: make([]*task, cfg.Workers+cfg.QueueSize)},
+		closing: make(chan struct{}), broken: make(chan struct{}),
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,26 +211,190 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 // Submit queues a task with params (encoded as JSON), waiting while the queue is full.
 func (p *Pool) Submit(ctx context.Context, params any) *Future {
-	fut := &Future{done: make(chan struct{})}
+	t := &task{Future: Future{done: make(chan struct{})}, ctx: ctx, method: "call"}
 	raw, err := json.Marshal(params)
 	if err != nil {
-		fut.finish(nil, fmt.Errorf("pool: encode params: %w", err))
-		return fut
+		t.finish(nil, fmt.Errorf("pool: encode params: %w", err))
+		return &t.Future
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		fut.finish(nil, ErrClosed)
-		return fut
+	t.params = raw
+	if err := p.admit(ctx); err != nil {
+		t.finish(nil, err)
+		return &t.Future
+	}
+	p.mu.Lock()
+	switch {
+	case p.isBroken:
+		err = ErrBroken
+	case p.closed:
+		err = ErrClosed
+	}
+	if err != nil {
+		p.mu.Unlock()
+		p.finish(t, nil, err)
+		return &t.Future
+	}
+	p.queue.push(t)
+	w := p.takeIdleLocked()
+	if w == nil {
+		p.mu.Unlock()
+		return &t.Future
+	}
+	next, retire := p.placeLocked(w) // t, unless its context has ended
+	p.mu.Unlock()
+	w.resume(next, retire)
+	return &t.Future
+}
+
+// admit takes a token of room for a task, waiting while the pool is full.
+func (p *Pool) admit(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
 	}
 	select {
-	case p.tasks <- &task{ctx: ctx, params: raw, fut: fut}:
-	case <-ctx.Done():
-		fut.finish(nil, context.Cause(ctx))
-	case <-p.broken:
-		fut.finish(nil, ErrBroken)
+	case p.room <- struct{}{}:
+		return nil
+	default:
 	}
-	return fut
+	select {
+	case p.room <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-p.broken:
+		return ErrBroken
+	case <-p.closing:
+		return ErrClosed
+	}
+}
+
+// finish gives an admitted task its outcome and its room back.
+func (p *Pool) finish(t *task, res json.RawMessage, err error) {
+	<-p.room
+	t.finish(res, err)
+}
+
+// takeIdleLocked removes an idle worker that is still alive from the idle list, or
+// returns nil. A dead one is left to its slot.
+func (p *Pool) takeIdleLocked() *worker {
+	for len(p.idle) > 0 {
+		w := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if !w.gone() {
+			return w
+		}
+	}
+	return nil
+}
+
+// nextLocked starts the next queued task whose context is live on w, failing the
+// others, and returns it; nil when none is queued.
+func (p *Pool) nextLocked(w *worker) *task {
+	for {
+		t := p.queue.pop()
+		if t == nil {
+			return nil
+		}
+		if err := context.Cause(t.ctx); err != nil {
+			p.finish(t, nil, err)
+			continue
+		}
+		w.cur = t
+		w.tasks++
+		t.id = p.nextID.Add(1)
+		if d := p.cfg.TaskTimeout; d > 0 {
+			t.timer = time.AfterFunc(d, func() {
+				p.abort(w, t, &WorkerError{Kind: ErrTaskTimeout, Detail: fmt.Sprintf("after %v", d)})
+			})
+		}
+		if t.ctx.Done() != nil {
+			t.stopCtx = context.AfterFunc(t.ctx, func() { p.abort(w, t, context.Cause(t.ctx)) })
+		}
+		return t
+	}
+}
+
+// placeLocked decides what w, a worker without a task, does next: start the next
+// queued task (returned, for resume to send), wait on the idle list, or retire
+// (recycled after MaxTasksPerWorker, or no longer needed).
+func (p *Pool) placeLocked(w *worker) (next *task, retire bool) {
+	if p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker {
+		w.recycled = true
+		return nil, true
+	}
+	if next = p.nextLocked(w); next == nil {
+		if p.closed || p.isBroken {
+			return nil, true
+		}
+		p.idle = append(p.idle, w)
+	}
+	return next, false
+}
+
+// abort fails t, if it is still running on w, and kills w.
+func (p *Pool) abort(w *worker, t *task, err error) {
+	p.mu.Lock()
+	if w.cur != t {
+		p.mu.Unlock()
+		return
+	}
+	w.cur = nil
+	p.mu.Unlock()
+	t.disarm()
+	w.stop()
+	p.finish(t, nil, err)
+}
+
+// answer takes a frame from a live worker, on its stdout pump: it finishes the task the
+// frame answers and gives the worker its next one. A frame that is not the answer
+// (tooLong: one over maxFrame, of which line is the head) kills the worker.
+func (p *Pool) answer(w *worker, line string, tooLong bool) {
+	var resp response
+	ok := !tooLong
+	if ok {
+		resp, ok = parseResponse(line)
+	}
+	p.mu.Lock()
+	t := w.cur
+	w.cur = nil
+	if t != nil && ok && resp.ID == t.id {
+		next, retire := p.placeLocked(w)
+		p.mu.Unlock()
+		t.disarm()
+		w.resume(next, retire)
+		if resp.Error != nil {
+			p.finish(t, nil, resp.Error)
+		} else {
+			p.finish(t, resp.Result, nil)
+		}
+		return
+	}
+	p.dropIdleLocked(w)
+	p.mu.Unlock()
+	if t == nil && w.ending() {
+		return // a late frame from a worker being killed or retired
+	}
+	detail := fmt.Sprintf("frame over %d bytes: %q…", maxFrame, head([]byte(line)))
+	if !tooLong {
+		var id uint64
+		if t != nil {
+			id = t.id
+		}
+		detail = fmt.Sprintf("answered %q to request %d", head([]byte(line)), id)
+	}
+	w.stop()
+	if t == nil {
+		p.log.Warn("pool: worker spoke out of turn; killed", "pid", w.proc.Pid(), "detail", detail)
+		return
+	}
+	t.disarm()
+	p.finish(t, nil, &WorkerError{Kind: ErrProtocol, Detail: detail})
+}
+
+func (p *Pool) dropIdleLocked(w *worker) {
+	if i := slices.Index(p.idle, w); i >= 0 {
+		p.idle = slices.Delete(p.idle, i, i+1)
+	}
 }
 
 // Call runs one task and decodes its result.
@@ -279,8 +478,13 @@ func (p *Pool) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	close(p.tasks)
+	close(p.closing)
+	idle := p.idle // the queue is empty: they are done
+	p.idle = nil
 	p.mu.Unlock()
+	for _, w := range idle {
+		w.end()
+	}
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
@@ -297,85 +501,108 @@ func (p *Pool) Close(ctx context.Context) error {
 // Broken is closed when the pool gave up restarting workers.
 func (p *Pool) Broken() <-chan struct{} { return p.broken }
 
-// run is one worker slot: it feeds tasks to its worker and replaces it as needed.
+// run is one worker slot: it puts its worker to work, and replaces it when it ends
+// while the pool still needs it.
 func (p *Pool) run(w *worker) {
 	defer p.wg.Done()
-	for {
-		if w == nil {
-			select {
-			case <-p.broken:
-				p.failQueued()
-				return
-			default:
-			}
-			if w, _ = p.replace(nil); w == nil {
-				p.log.Error("pool: broken", "restarts", p.cfg.MaxRestarts, "window", p.cfg.RestartWindow)
-				p.failQueued()
-				return
-			}
-		}
-		select {
-		case t, ok := <-p.tasks:
-			if !ok {
-				w.retire()
-				return
-			}
-			if err := context.Cause(t.ctx); err != nil {
-				t.fut.finish(nil, err)
-				continue
-			}
-			if w.gone() {
-				// It died while idle and the slot has not seen it yet: the task has
-				// not reached it, so it goes to a fresh worker.
-				if w, _ = p.replace(w); w == nil {
-					t.fut.finish(nil, ErrBroken)
-					p.failQueued()
-					return
-				}
-			}
-			res, err, healthy := w.do(t, p.cfg.TaskTimeout)
-			t.fut.finish(res, err)
-			if !healthy {
-				w.kill()
-				w = nil
-				continue
-			}
-			if p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker {
-				w.retire()
-				w = nil
-			}
-		case <-w.proc.Done():
-			p.log.Warn("pool: idle worker died", "pid", w.proc.Pid())
-			w.end() // releases a frame still waiting for a reader
-			w = nil
-		}
+	for w != nil {
+		p.mu.Lock()
+		next, retire := p.placeLocked(w)
+		p.mu.Unlock()
+		w.resume(next, retire)
+		planned := p.watch(w)
+		w = p.replace(planned)
 	}
 }
 
-// replace ends a dead worker (if any) and starts another within the restart limit,
-// retrying a failed start with backoff. It returns nil when the pool is broken.
-func (p *Pool) replace(old *worker) (*worker, error) {
-	if old != nil {
-		old.end()
+// watch waits for w's process to end and fails the task it was running. It reports
+// whether the end was planned (recycled) rather than a failure. (A worker that Close
+// ended is not replaced at all.)
+func (p *Pool) watch(w *worker) (planned bool) {
+	select {
+	case <-w.proc.Done():
+	case <-w.quit:
+		grace := time.NewTimer(retireGrace)
+		select {
+		case <-w.proc.Done():
+		case <-grace.C:
+			w.kill()
+		}
+		grace.Stop()
 	}
-	for failures := 1; ; failures++ {
-		if !p.noteRestart() {
-			p.breakOne.Do(func() { close(p.broken) })
-			return nil, ErrBroken
+	p.mu.Lock()
+	t := w.cur
+	w.cur = nil
+	p.dropIdleLocked(w)
+	planned = w.recycled
+	p.mu.Unlock()
+	if t != nil {
+		t.disarm()
+		p.finish(t, nil, w.died())
+		return false
+	}
+	if !w.ending() {
+		p.log.Warn("pool: idle worker died", "pid", w.proc.Pid())
+	}
+	return planned
+}
+
+// replace starts a worker for a slot whose worker ended, within the restart limit
+// (unless the end was planned), retrying a failed start with backoff. It returns nil
+// when the slot is no longer needed: the pool is closed and drained, or broken.
+func (p *Pool) replace(planned bool) *worker {
+	for failures := 0; ; failures++ {
+		p.mu.Lock()
+		done := p.isBroken || p.closed && p.queue.n == 0
+		p.mu.Unlock()
+		switch {
+		case done:
+			return nil
+		case p.ctx.Err() != nil: // Close gave up waiting and killed the workers
+			p.failQueued(ErrClosed)
+			return nil
+		case (!planned || failures > 0) && !p.noteRestart():
+			p.breakDown()
+			return nil
+		}
+		if failures > 0 {
+			time.Sleep(min(maxBackoff, time.Duration(1<<min(failures, 10))*10*time.Millisecond))
 		}
 		w, err := p.startWorker(p.ctx)
 		if err == nil {
-			return w, nil
+			return w
 		}
 		p.log.Warn("pool: worker did not start", "err", err)
-		time.Sleep(min(maxBackoff, time.Duration(1<<min(failures, 10))*10*time.Millisecond))
 	}
 }
 
-// failQueued fails what is queued once the pool is broken, until Close.
-func (p *Pool) failQueued() {
-	for t := range p.tasks {
-		t.fut.finish(nil, ErrBroken)
+// breakDown marks the pool broken: queued tasks fail, and idle workers end.
+func (p *Pool) breakDown() {
+	p.mu.Lock()
+	if !p.isBroken {
+		p.isBroken = true
+		close(p.broken)
+		p.log.Error("pool: broken", "restarts", p.cfg.MaxRestarts, "window", p.cfg.RestartWindow)
+	}
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, w := range idle {
+		w.end()
+	}
+	p.failQueued(ErrBroken)
+}
+
+// failQueued fails every queued task with err.
+func (p *Pool) failQueued(err error) {
+	p.mu.Lock()
+	var queued []*task
+	for t := p.queue.pop(); t != nil; t = p.queue.pop() {
+		queued = append(queued, t)
+	}
+	p.mu.Unlock()
+	for _, t := range queued {
+		p.finish(t, nil, err)
 	}
 }
 
@@ -394,17 +621,43 @@ func (p *Pool) noteRestart() bool {
 	return len(p.restarts) <= p.cfg.MaxRestarts
 }
 
+// fifo is the queue of tasks waiting for a worker. Admission bounds it: it never holds
+// more than len(ring).
+type fifo struct {
+	ring    []*task
+	head, n int
+}
+
+func (q *fifo) push(t *task) {
+	q.ring[(q.head+q.n)%len(q.ring)] = t
+	q.n++
+}
+
+func (q *fifo) pop() *task {
+	if q.n == 0 {
+		return nil
+	}
+	t := q.ring[q.head]
+	q.ring[q.head] = nil
+	q.head = (q.head + 1) % len(q.ring)
+	q.n--
+	return t
+}
+
 // worker is one running worker process.
 type worker struct {
-	proc   *proc.Process
-	stdin  *os.File
-	frames chan frame
-	part   []byte        // pieces of a frame longer than the line splitter's limit
-	quit   chan struct{} // closed when the worker is being ended: the reader only drains
-	ending sync.Once
-	nextID uint64
-	tasks  int
-	log    *slog.Logger
+	pool    *Pool
+	proc    *proc.Process
+	stdin   *os.File
+	frames  chan frame // the handshake and init answer, until live
+	live    atomic.Bool
+	part    []byte        // pieces of a frame longer than the line splitter's limit
+	quit    chan struct{} // closed when the worker is being ended
+	endOnce sync.Once
+	// Under Pool.mu:
+	cur      *task // the task it runs
+	tasks    int
+	recycled bool
 }
 
 type frame struct {
@@ -419,7 +672,7 @@ func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{stdin: inW, frames: make(chan frame, 1), quit: make(chan struct{}), log: p.log}
+	w := &worker{pool: p, stdin: inW, frames: make(chan frame, 2), quit: make(chan struct{})}
 	c := *p.cfg.Cmd
 	c.Stdin = inR
 	c.Interactive = false
@@ -434,38 +687,55 @@ func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
 	}
 	pid.Store(int64(pr.Pid()))
 	w.proc = pr
-	go func() {
-		<-pr.Done()
-		w.deliver(frame{err: io.EOF})
-	}()
 	timer := time.NewTimer(p.cfg.StartTimeout)
 	defer timer.Stop()
+	f, err := w.startFrame(ctx, timer.C)
+	if err != nil {
+		w.kill()
+		if errors.Is(err, errStartTimeout) {
+			return nil, fmt.Errorf("%w within %v", errHello, p.cfg.StartTimeout)
+		}
+		return nil, err
+	}
+	var h hello
+	if f.err != nil || json.Unmarshal(f.line, &h) != nil || h.Worker == 0 {
+		w.kill()
+		return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(f.line), f.err)
+	}
+	if h.Worker != ProtocolVersion {
+		w.kill()
+		return nil, fmt.Errorf("pool: worker speaks protocol %d, want %d", h.Worker, ProtocolVersion)
+	}
+	if p.cfg.Init != nil {
+		if err := w.init(ctx, p.cfg.Init, timer.C); err != nil {
+			w.kill()
+			return nil, err
+		}
+	}
+	w.live.Store(true)
+	return w, nil
+}
+
+// startFrame waits for a frame of the handshake; a worker that ended gives io.EOF.
+func (w *worker) startFrame(ctx context.Context, deadline <-chan time.Time) (frame, error) {
 	select {
 	case f := <-w.frames:
-		var h hello
-		if f.err != nil || json.Unmarshal(f.line, &h) != nil || h.Worker == 0 {
-			w.kill()
-			return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(f.line), f.err)
+		return f, nil
+	case <-w.proc.Done():
+		select {
+		case f := <-w.frames:
+			return f, nil
+		default:
+			return frame{err: io.EOF}, nil
 		}
-		if h.Worker != ProtocolVersion {
-			w.kill()
-			return nil, fmt.Errorf("pool: worker speaks protocol %d, want %d", h.Worker, ProtocolVersion)
-		}
-		if p.cfg.Init != nil {
-			if err := w.init(p.cfg.Init, timer.C); err != nil {
-				w.kill()
-				return nil, err
-			}
-		}
-		return w, nil
-	case <-timer.C:
-		w.kill()
-		return nil, fmt.Errorf("%w within %v", errHello, p.cfg.StartTimeout)
+	case <-deadline:
+		return frame{}, errStartTimeout
 	case <-ctx.Done():
-		w.kill()
-		return nil, context.Cause(ctx)
+		return frame{}, context.Cause(ctx)
 	}
 }
+
+var errStartTimeout = errors.New("pool: start timed out")
 
 // onLine runs on proc's stdout pump: it joins the pieces of long lines into frames.
 func (w *worker) onLine(l proc.Line) {
@@ -475,26 +745,33 @@ func (w *worker) onLine(l proc.Line) {
 			w.part = append(w.part, '\r')
 		}
 		if len(w.part) > maxFrame {
-			w.deliver(frame{line: w.part[:200], err: fmt.Errorf("frame over %d bytes", maxFrame)})
+			w.deliver(string(w.part[:200]), true)
 			w.part = w.part[:0]
 		}
 		return
 	}
-	line := []byte(l.Text)
+	line := l.Text
 	if len(w.part) > 0 {
-		line = append(w.part, line...)
+		line = string(append(w.part, line...))
 		w.part = nil
 	}
-	w.deliver(frame{line: line})
+	w.deliver(line, false)
 }
 
-// deliver hands a frame to the task in progress. It never blocks for good: a blocked
-// pump would block the end of the run, so once the worker is being ended frames are
-// dropped.
-func (w *worker) deliver(f frame) {
+// deliver hands a frame to the handshake while the worker starts, then to the pool.
+// It never blocks: a blocked pump would block the end of the run.
+func (w *worker) deliver(line string, tooLong bool) {
+	if w.live.Load() {
+		w.pool.answer(w, line, tooLong)
+		return
+	}
+	f := frame{line: []byte(line)}
+	if tooLong {
+		f.err = fmt.Errorf("frame over %d bytes", maxFrame)
+	}
 	select {
 	case w.frames <- f:
-	case <-w.quit:
+	default: // more than the handshake expects: the next step fails on what it got
 	}
 }
 
@@ -506,64 +783,51 @@ func head(b []byte) string {
 }
 
 // init sends the initializer and waits for its answer (within the start timeout).
-func (w *worker) init(params any, deadline <-chan time.Time) error {
+func (w *worker) init(ctx context.Context, params any, deadline <-chan time.Time) error {
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return fmt.Errorf("pool: encode Init: %w", err)
 	}
-	w.nextID++
-	line, _ := json.Marshal(request{ID: w.nextID, Method: "init", Params: raw})
-	go func() { _, _ = w.stdin.Write(append(line, '\n')) }()
-	select {
-	case f := <-w.frames:
-		var resp response
-		if f.err != nil || json.Unmarshal(f.line, &resp) != nil || resp.ID != w.nextID {
-			return fmt.Errorf("%w: answered %q to init", ErrProtocol, head(f.line))
-		}
-		if resp.Error != nil {
-			return fmt.Errorf("pool: worker initializer failed: %w", resp.Error)
-		}
-		return nil
-	case <-deadline:
+	id := w.pool.nextID.Add(1)
+	w.send(&task{id: id, method: "init", params: raw})
+	f, err := w.startFrame(ctx, deadline)
+	if errors.Is(err, errStartTimeout) {
 		return errors.New("pool: worker initializer did not answer within the start timeout")
 	}
+	if err != nil {
+		return err
+	}
+	var resp response
+	if f.err != nil || json.Unmarshal(f.line, &resp) != nil || resp.ID != id {
+		return fmt.Errorf("%w: answered %q to init", ErrProtocol, head(f.line))
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("pool: worker initializer failed: %w", resp.Error)
+	}
+	return nil
 }
 
-// do runs one task. healthy is false when the worker must be replaced.
-func (w *worker) do(t *task, timeout time.Duration) (res json.RawMessage, err error, healthy bool) {
-	w.nextID++
-	w.tasks++
-	id := w.nextID
-	line, _ := json.Marshal(request{ID: id, Method: "call", Params: t.params})
-	line = append(line, '\n')
+// send writes t's request to the worker's stdin. A worker runs one task at a time, so
+// a small frame fits the pipe buffer and the write cannot block; a large one may block
+// on a worker that does not read, so it goes on a goroutine of its own, cut by the kill.
+// A failed write needs no answer: the worker is dead or being ended, and its slot sees
+// to the task.
+func (w *worker) send(t *task) {
+	line := appendRequest(make([]byte, 0, len(t.params)+64), t.id, t.method, t.params)
 	if len(line) <= smallFrame {
-		_, _ = w.stdin.Write(line) // fits the pipe buffer: never blocks
-	} else {
-		go func() { _, _ = w.stdin.Write(line) }() // may block on a worker not reading: cut by the kill
+		_, _ = w.stdin.Write(line)
+		return
 	}
-	var timeoutC <-chan time.Time
-	if timeout > 0 {
-		tm := time.NewTimer(timeout)
-		defer tm.Stop()
-		timeoutC = tm.C
-	}
-	select {
-	case f := <-w.frames:
-		if f.err != nil {
-			return nil, w.died(), false
-		}
-		var resp response
-		if jerr := json.Unmarshal(f.line, &resp); jerr != nil || resp.ID != id {
-			return nil, &WorkerError{Kind: ErrProtocol, Detail: fmt.Sprintf("answered %q to request %d", head(f.line), id)}, false
-		}
-		if resp.Error != nil {
-			return nil, resp.Error, true
-		}
-		return resp.Result, nil, true
-	case <-timeoutC:
-		return nil, &WorkerError{Kind: ErrTaskTimeout, Detail: fmt.Sprintf("after %v", timeout)}, false
-	case <-t.ctx.Done():
-		return nil, context.Cause(t.ctx), false
+	go func() { _, _ = w.stdin.Write(line) }()
+}
+
+// resume carries out placeLocked's decision, outside the lock.
+func (w *worker) resume(next *task, retire bool) {
+	switch {
+	case next != nil:
+		w.send(next)
+	case retire:
+		w.end()
 	}
 }
 
@@ -584,9 +848,15 @@ func (w *worker) died() error {
 	return &WorkerError{Kind: ErrWorkerDied, Detail: detail, Result: res}
 }
 
-func (w *worker) kill() {
+// stop ends the worker and kills its tree without waiting: it may run on the worker's
+// own stdout pump, which the end of the process waits for.
+func (w *worker) stop() {
 	w.end()
 	_ = w.proc.SignalTree(syscall.SIGKILL)
+}
+
+func (w *worker) kill() {
+	w.stop()
 	<-w.proc.Done()
 }
 
@@ -600,19 +870,20 @@ func (w *worker) gone() bool {
 	}
 }
 
+// end closes the worker's stdin, which asks it to exit.
 func (w *worker) end() {
-	w.ending.Do(func() {
+	w.endOnce.Do(func() {
 		close(w.quit)
 		w.stdin.Close()
 	})
 }
 
-// retire closes the worker's stdin and waits for it to leave, killing it after a while.
-func (w *worker) retire() {
-	w.end()
+// ending reports whether end was called.
+func (w *worker) ending() bool {
 	select {
-	case <-w.proc.Done():
-	case <-time.After(5 * time.Second):
-		w.kill()
+	case <-w.quit:
+		return true
+	default:
+		return false
 	}
 }

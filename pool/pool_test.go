@@ -148,6 +148,24 @@ func TestTaskTimeoutReplacesTheWorker(t *testing.T) {
 	}
 }
 
+func TestCancelKillsTheTasksWorker(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1})
+	before, _ := pool.Call[answer](context.Background(), p, job{"echo", 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	fut := p.Submit(ctx, job{"sleep", 60_000})
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if _, err := fut.Wait(wait); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled task: %v", err)
+	}
+	after, err := pool.Call[answer](context.Background(), p, job{"echo", 2})
+	if err != nil || after.Pid == before.Pid || testenv.Alive(before.Pid) {
+		t.Errorf("no fresh worker: %v, pid %d then %d", err, before.Pid, after.Pid)
+	}
+}
+
 func TestKilledWorkerFailsItsTaskAndIsReplaced(t *testing.T) {
 	p := newPool(t, pool.Config{Workers: 1})
 	a, _ := pool.Call[answer](context.Background(), p, job{"echo", 1})
@@ -193,6 +211,16 @@ func TestMaxTasksPerWorkerRecycles(t *testing.T) {
 	}
 	if len(pids) != 3 {
 		t.Errorf("9 tasks with recycling every 3 ran on %d workers: %v", len(pids), pids)
+	}
+}
+
+// Recycling is planned: it does not count against the restart limit.
+func TestRecyclingIsNotARestart(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1, MaxTasksPerWorker: 1, MaxRestarts: 2, RestartWindow: time.Minute})
+	for i := range 6 {
+		if _, err := pool.Call[answer](context.Background(), p, job{"echo", i}); err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
 	}
 }
 
@@ -282,6 +310,28 @@ func TestCloseDrainsAndLogsStderr(t *testing.T) {
 	}
 }
 
+func TestCloseGivesUpAtItsDeadline(t *testing.T) {
+	argv, env := testenv.Command(t, "pool-worker")
+	p, err := pool.New(context.Background(), pool.Config{Cmd: &proc.Cmd{Args: argv, Env: env}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := p.Submit(context.Background(), job{"sleep", 60_000})
+	queued := p.Submit(context.Background(), job{"echo", 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("Close: %v after %v", err, time.Since(start))
+	}
+	if _, err := running.Wait(context.Background()); !errors.Is(err, pool.ErrWorkerDied) {
+		t.Errorf("the running task: %v", err)
+	}
+	if _, err := queued.Wait(context.Background()); !errors.Is(err, pool.ErrClosed) {
+		t.Errorf("the queued task: %v", err)
+	}
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  *bytes.Buffer
@@ -302,6 +352,11 @@ func TestLargeFrames(t *testing.T) {
 		if err != nil || len(a.S) != n/2*2 || a.S != strings.Repeat("x\r", n/2) {
 			t.Fatalf("n=%d: %v, got %d bytes", n, err, len(a.S))
 		}
+	}
+	// A request longer than the pipe buffer: the worker decodes the job and ignores pad.
+	big := map[string]any{"op": "echo", "n": 5, "pad": strings.Repeat("y", 1<<20)}
+	if a, err := pool.Call[answer](context.Background(), p, big); err != nil || a.N != 10 {
+		t.Errorf("a 1 MiB request: %+v %v", a, err)
 	}
 	if _, err := pool.Call[answer](context.Background(), p, job{"echo", 1}); err != nil {
 		t.Error(err)
