@@ -403,13 +403,23 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	return fr, nil
 }
 
-// writeConfig sends payload on the config pipe, in the background.
+// inlineConfig is the largest payload writeConfig writes in the caller: an empty
+// pipe takes it without blocking (a pipe holds 64 KiB).
+const inlineConfig = 32 << 10
+
+// writeConfig sends payload on the config pipe: at once when it fits the pipe, in
+// the background otherwise (the box reads it as the run's clock ticks).
 func (fr *forkRun) writeConfig(payload []byte) {
-	go func() {
+	write := func() {
 		_, err := fr.cfgW.Write(payload)
 		fr.cfgW.Close()
 		fr.writeErr <- err
-	}()
+	}
+	if len(payload) <= inlineConfig {
+		write()
+		return
+	}
+	go write()
 }
 
 // forked runs p as a fork of the template's zygote: a ready run when one of p's shape
