@@ -118,7 +118,13 @@ func runContainer() {
 	c.limitMu.Lock()
 	if c.limit != "" {
 		c.limitMu.Unlock()
-		c.report(Status{Limit: c.limit, ConfiguredNS: configured})
+		// The box's memory so far (the init's own): a result always has one.
+		st := Status{Limit: c.limit, ConfiguredNS: configured, PeakMemory: cg.peakMemory()}
+		var ru unix.Rusage
+		if st.PeakMemory <= 0 && unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+			st.PeakMemory = ru.Maxrss << 10
+		}
+		c.report(st)
 		os.Exit(0)
 	}
 	child, err := spawn(cfg, []*os.File{stdin, stdoutW, stderrW}, cfg.UID)

@@ -284,6 +284,8 @@ func (b *Backend) runIn(ctx context.Context, p *sandbox.Prepared, res *sandbox.R
 	if st != nil && st.EndedNS > st.ProgramNS && st.ProgramNS > 0 {
 		res.WallTime = time.Duration(st.EndedNS - st.ProgramNS)
 		res.CPUTime, res.PeakMemory = time.Duration(st.CPUNS), st.PeakMemory
+	} else if st != nil {
+		res.PeakMemory = st.PeakMemory // stopped before the program started: the box's
 	}
 	if ierr != nil {
 		return nil, ierr
