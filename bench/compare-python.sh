@@ -18,21 +18,8 @@
 # Progress goes to stderr, the report to stdout.
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
-
-quick=0
-rounds=
-while (($#)); do
-  case $1 in
-    --quick) quick=1 ;;
-    --rounds)
-      [[ ${2-} =~ ^[1-9][0-9]*$ ]] || { echo "--rounds needs a positive integer" >&2; exit 2; }
-      rounds=$2; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$(dirname "$0")/lib.sh"
+parse_rounds "$@"
 
 # Iterations per round. osexec_buffer costs 6–13 s per iteration (it grows a 1 GiB
 # bytes.Buffer), so it and subprocess.run, its Python counterpart, run once per round.

@@ -19,21 +19,13 @@
 # Needs a running engine and the image scripts/docker-images.sh builds.
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
-
-rounds=3
-n=20
-while (($#)); do
-  case $1 in
-    --quick) rounds=1 n=5 ;;
-    --rounds)
-      [[ ${2-} =~ ^[1-9][0-9]*$ ]] || { echo "--rounds needs a positive integer" >&2; exit 2; }
-      rounds=$2; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$(dirname "$0")/lib.sh"
+parse_rounds "$@"
+if ((quick)); then
+  : "${rounds:=1}"; n=5
+else
+  : "${rounds:=3}"; n=20
+fi
 
 cd "$(dirname "$0")/.."
 go=/usr/local/go/bin/go

@@ -23,21 +23,8 @@
 # an engine answers and the image exists (scripts/docker-images.sh builds it).
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
-
-quick=0
-rounds=
-while (($#)); do
-  case $1 in
-    --quick) quick=1 ;;
-    --rounds)
-      [[ ${2-} =~ ^[1-9][0-9]*$ ]] || { echo "--rounds needs a positive integer" >&2; exit 2; }
-      rounds=$2; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$(dirname "$0")/lib.sh"
+parse_rounds "$@"
 if ((quick)); then
   : "${rounds:=1}"; n=40; docker_n=5; two_n=40
 else
