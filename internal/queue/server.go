@@ -2,7 +2,6 @@ package queue
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -112,7 +111,7 @@ func startServer(cfg ServerConfig) (*Server, error) {
 		opts.Host, opts.Port = host, port
 		opts.Authorization = cfg.Token
 		if opts.Authorization == "" && cfg.Cluster == "" {
-			opts.Authorization = randomToken()
+			opts.Authorization = rand.Text()
 		}
 	}
 	if cfg.Cluster != "" {
@@ -157,12 +156,6 @@ func splitAddr(addr string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
-}
-
-func randomToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // lockDir takes dir's lock file, or says which process holds it.

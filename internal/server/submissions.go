@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -150,7 +149,7 @@ func (s *Server) jobFrom(req api.SubmitRequest, now time.Time) (queue.Job, error
 			return queue.Job{}, badRequest("callback_url", "%s", strings.TrimPrefix(err.Error(), "queue: "))
 		}
 	}
-	id := newSubmissionID()
+	id := rand.Text()
 	spec.RunID = id
 	return queue.Job{ID: id, Spec: spec, CallbackURL: req.CallbackURL, Idempotent: req.Idempotent, SubmittedAt: now}, nil
 }
@@ -165,12 +164,6 @@ func submitError(err error) (int, string) {
 	default:
 		return http.StatusServiceUnavailable, "the submission queue is unavailable: " + err.Error()
 	}
-}
-
-func newSubmissionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // getSubmission is GET /v1/submissions/{id}: its record, or with ?watch=1 its
