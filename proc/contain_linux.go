@@ -369,7 +369,13 @@ func removeStale(parentDir string) {
 		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
 			continue
 		}
-		_ = unix.Rmdir(filepath.Join(parentDir, e.Name())) // fails harmlessly if occupied
+		// A member of a dead supervisor's box may still be on its way out (the other
+		// threads of a process whose leader is already a zombie): give it a moment.
+		// One still there after that is left, harmlessly, for the next start.
+		dir := filepath.Join(parentDir, e.Name())
+		for delay := time.Millisecond; unix.Rmdir(dir) == unix.EBUSY && delay <= 64*time.Millisecond; delay *= 2 {
+			time.Sleep(delay)
+		}
 	}
 }
 
