@@ -222,9 +222,11 @@ func (c *cgroupBox) remove() {
 	// On a loaded machine killed members can take seconds to exit: keep trying for
 	// about half a minute (in the background) rather than leave the cgroup behind,
 	// at least every quarter second, so that it goes soon after they do.
+	// Members still there are killed again, every 2 s once the retries are a quarter
+	// second apart (on v1 each kill is a freeze).
 	var err error
 	delay := 200 * time.Microsecond
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); delay = min(2*delay, 250*time.Millisecond) {
+	for i, deadline := 0, time.Now().Add(30*time.Second); time.Now().Before(deadline); i, delay = i+1, min(2*delay, 250*time.Millisecond) {
 		if c.v2 != nil {
 			err = c.v2.Delete()
 		} else {
@@ -233,7 +235,9 @@ func (c *cgroupBox) remove() {
 		if err == nil || errors.Is(err, os.ErrNotExist) {
 			return
 		}
-		_ = c.kill()
+		if delay < 250*time.Millisecond || i%8 == 0 {
+			_ = c.kill()
+		}
 		time.Sleep(delay)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runboxhq/runbox/sandbox"
 )
@@ -114,10 +115,12 @@ escaped("wrote past the file size limit")
 		},
 		{
 			id: "J7", name: "deep_recursion",
-			// Python and Node stop the recursion themselves; Bash overflows its stack.
+			// Python and Node stop the recursion themselves; Bash overflows its stack,
+			// which takes it ~3.5 s of CPU: 30 s of wall time for a loaded machine.
 			code: rawProgs("def f(n):\n    return f(n + 1)\n\n\nf(0)\n",
 				"function f(n) {\n  return f(n + 1);\n}\nf(0);\n",
 				"f() { f; }\nf\n"),
+			limits: sandbox.Limits{WallTime: 30 * time.Second},
 			check: func(t *testing.T, o *outcome) {
 				switch o.variant {
 				case python:

@@ -77,7 +77,8 @@ func (s *suite) timeCases() []*hostileCase {
 			id: "A2", name: "sleep_forever",
 			code: sleeper,
 			// The CPU limit (the wall time's, by default) never fires for a sleeper.
-			limits: sandbox.Limits{WallTime: time.Second},
+			// 2 s: a loaded machine has taken over a second to start node in Docker.
+			limits: sandbox.Limits{WallTime: 2 * time.Second},
 			check: func(t *testing.T, o *outcome) {
 				wantTimeout(t, o, "wall")
 				wantStdout(t, o, "sleeping\n")
