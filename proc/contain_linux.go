@@ -167,7 +167,7 @@ func (c *cgroupBox) kill() error {
 	// the killed can die. An empty cgroup is left alone: nothing can enter it to fork,
 	// and a freeze is not cheap (the first frozen cgroup of the host turns a static key
 	// on, which patches kernel text on every CPU; milliseconds in a VM).
-	if pids, err := c.members(); err == nil && len(pids) == 0 {
+	if !c.occupied() {
 		_ = c.group.kill()
 		return nil
 	}
