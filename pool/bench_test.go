@@ -1,7 +1,10 @@
 package pool_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -34,9 +37,52 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
+	reportLatency(b, lat)
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkRoundTripPipe is the floor under BenchmarkRoundTrip: the same worker started
+// with os/exec, one request line written and one answer line read by this goroutine,
+// no pool. What BenchmarkRoundTrip adds to it is the pool's own cost.
+func BenchmarkRoundTripPipe(b *testing.B) {
+	argv, env := testenv.Command(b, "pool-worker")
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Env = env
+	in, err := c.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { in.Close(); c.Wait() }()
+	r := bufio.NewReader(out)
+	if _, err := r.ReadBytes('\n'); err != nil { // the handshake
+		b.Fatal(err)
+	}
+	req := []byte(`{"id":1,"method":"call","params":{"op":"echo","n":1}}` + "\n")
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := in.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		l, err := r.ReadBytes('\n')
+		if err != nil || !bytes.Contains(l, []byte(`"result":`)) {
+			b.Fatalf("answer %q, %v", l, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatency(b, lat)
 }
 
 // BenchmarkThroughput keeps two workers busy from 8 submitters: tasks per second.
