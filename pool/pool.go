@@ -83,9 +83,10 @@ type Config struct {
 // Pool is a set of worker processes. It is safe for concurrent use.
 //
 // No goroutine of the pool stands between a task and its worker: Submit writes the
-// request to an idle worker's stdin itself, and the goroutine reading the worker's
-// stdout finishes the task's future and writes the next queued request. One goroutine
-// per worker slot starts, watches and replaces workers, off that path.
+// request to an idle worker's stdin itself, and the task's waiter reads the answer
+// from the worker's stdout itself (reader.go); when nobody waits, the worker's reader
+// goroutine does, finishing the task's future and writing the next queued request.
+// One goroutine per worker slot starts, watches and replaces workers, off that path.
 type Pool struct {
 	cfg    Config
 	log    *slog.Logger
@@ -135,15 +136,35 @@ type Future struct {
 	done   chan struct{}
 	result json.RawMessage
 	err    error
+	on     atomic.Pointer[worker] // the worker the task was sent to
 }
 
-// Wait returns the task's JSON result, or ctx's error if ctx ends first.
+// Wait returns the task's JSON result, or ctx's error if ctx ends first. While the
+// task runs on a worker whose stdout nobody reads, Wait reads the answer itself.
 func (f *Future) Wait(ctx context.Context) (json.RawMessage, error) {
+	select {
+	case <-f.done:
+		return f.result, f.err
+	default:
+	}
+	if w := f.on.Load(); w != nil {
+		w.readFor(ctx, f)
+	}
 	select {
 	case <-f.done:
 		return f.result, f.err
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
+	}
+}
+
+// finished reports whether the future has its outcome.
+func (f *Future) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -196,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err := errors.Join(errs...); err != nil {
 		for _, w := range first {
 			if w != nil {
-				w.kill()
+				w.abandon()
 			}
 		}
 		p.cancel()
@@ -211,6 +232,12 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 // Submit queues a task with params (encoded as JSON), waiting while the queue is full.
 func (p *Pool) Submit(ctx context.Context, params any) *Future {
+	return p.submit(ctx, params, false)
+}
+
+// submit is Submit; waiting says the caller waits for the future right away, and so
+// reads the answer of a task it sends itself: the worker's reader is not woken for it.
+func (p *Pool) submit(ctx context.Context, params any, waiting bool) *Future {
 	t := &task{Future: Future{done: make(chan struct{})}, ctx: ctx, method: "call"}
 	raw, err := json.Marshal(params)
 	if err != nil {
@@ -242,7 +269,11 @@ func (p *Pool) Submit(ctx context.Context, params any) *Future {
 	}
 	next, retire := p.placeLocked(w) // t, unless its context has ended
 	p.mu.Unlock()
-	w.resume(next, retire)
+	if waiting && next == t {
+		w.send(t, false) // the caller reads the answer: see Future.Wait
+	} else {
+		w.resume(next, retire)
+	}
 	return &t.Future
 }
 
@@ -302,6 +333,7 @@ func (p *Pool) nextLocked(w *worker) *task {
 		w.cur = t
 		w.tasks++
 		t.id = p.nextID.Add(1)
+		t.on.Store(w)
 		if d := p.cfg.TaskTimeout; d > 0 {
 			t.timer = time.AfterFunc(d, func() {
 				p.abort(w, t, &WorkerError{Kind: ErrTaskTimeout, Detail: fmt.Sprintf("after %v", d)})
@@ -318,6 +350,9 @@ func (p *Pool) nextLocked(w *worker) *task {
 // queued task (returned, for resume to send), wait on the idle list, or retire
 // (recycled after MaxTasksPerWorker, or no longer needed).
 func (p *Pool) placeLocked(w *worker) (next *task, retire bool) {
+	if w.gone() {
+		return nil, true // its slot replaces it; a queued task waits for that
+	}
 	if p.cfg.MaxTasksPerWorker > 0 && w.tasks >= p.cfg.MaxTasksPerWorker {
 		w.recycled = true
 		return nil, true
@@ -367,10 +402,6 @@ func (p *Pool) answer(w *worker, line string, tooLong bool) {
 		} else {
 			p.finish(t, resp.Result, nil)
 		}
-		// The task's waiter is runnable now, next on this thread: yield to it rather
-		// than first go back to the pipe for a read that finds nothing (a round trip
-		// waits 10-15 µs less).
-		runtime.Gosched()
 		return
 	}
 	p.dropIdleLocked(w)
@@ -404,7 +435,7 @@ func (p *Pool) dropIdleLocked(w *worker) {
 // Call runs one task and decodes its result.
 func Call[Out any](ctx context.Context, p *Pool, in any) (Out, error) {
 	var out Out
-	raw, err := p.Submit(ctx, in).Wait(ctx)
+	raw, err := p.submit(ctx, in, true).Wait(ctx)
 	if err != nil {
 		return out, err
 	}
@@ -534,6 +565,7 @@ func (p *Pool) watch(w *worker) (planned bool) {
 		}
 		grace.Stop()
 	}
+	w.drain()
 	p.mu.Lock()
 	t := w.cur
 	w.cur = nil
@@ -653,131 +685,78 @@ type worker struct {
 	pool    *Pool
 	proc    *proc.Process
 	stdin   *os.File
-	frames  chan frame // the handshake and init answer, until live
-	live    atomic.Bool
-	part    []byte        // pieces of a frame longer than the line splitter's limit
 	quit    chan struct{} // closed when the worker is being ended
 	endOnce sync.Once
+	stdout  // its frames, and who reads them (reader.go)
 	// Under Pool.mu:
 	cur      *task // the task it runs
 	tasks    int
 	recycled bool
 }
 
-type frame struct {
-	line []byte
-	err  error
-}
-
 func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
-	// stdin is a real pipe written by the pool; stdout frames come straight from proc's
-	// line splitter: no extra copy or goroutine on the way.
+	// stdin and stdout are pipes of the pool's own, handed to the worker as they are:
+	// the pool writes requests and reads answers on them with nothing in between.
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{pool: p, stdin: inW, frames: make(chan frame, 2), quit: make(chan struct{})}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	w := &worker{pool: p, stdin: inW, quit: make(chan struct{})}
+	w.stdout.init(outR)
 	c := *p.cfg.Cmd
 	c.Stdin = inR
 	c.Interactive = false
-	c.Stdout = []proc.Sink{proc.Lines(w.onLine)}
+	c.Stdout = []proc.Sink{proc.File(outW)}
 	var pid atomic.Int64
 	c.Stderr = []proc.Sink{proc.Lines(func(l proc.Line) { p.log.Info("worker", "pid", pid.Load(), "line", l.Text) })}
 	pr, err := c.Start(p.ctx)
 	inR.Close()
+	outW.Close()
 	if err != nil {
 		inW.Close()
+		outR.Close()
 		return nil, err
 	}
 	pid.Store(int64(pr.Pid()))
 	w.proc = pr
-	timer := time.NewTimer(p.cfg.StartTimeout)
-	defer timer.Stop()
-	f, err := w.startFrame(ctx, timer.C)
+	deadline := time.Now().Add(p.cfg.StartTimeout)
+	line, err := w.startFrame(ctx, deadline)
 	if err != nil {
-		w.kill()
+		w.abandon()
 		if errors.Is(err, errStartTimeout) {
 			return nil, fmt.Errorf("%w within %v", errHello, p.cfg.StartTimeout)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, errFrameTooLong) {
+			return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(line), err)
 		}
 		return nil, err
 	}
 	var h hello
-	if f.err != nil || json.Unmarshal(f.line, &h) != nil || h.Worker == 0 {
-		w.kill()
-		return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(f.line), f.err)
+	if json.Unmarshal(line, &h) != nil || h.Worker == 0 {
+		w.abandon()
+		return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(line), err)
 	}
 	if h.Worker != ProtocolVersion {
-		w.kill()
+		w.abandon()
 		return nil, fmt.Errorf("pool: worker speaks protocol %d, want %d", h.Worker, ProtocolVersion)
 	}
 	if p.cfg.Init != nil {
-		if err := w.init(ctx, p.cfg.Init, timer.C); err != nil {
-			w.kill()
+		if err := w.init(ctx, p.cfg.Init, deadline); err != nil {
+			w.abandon()
 			return nil, err
 		}
 	}
-	w.live.Store(true)
+	w.live()
 	return w, nil
 }
 
-// startFrame waits for a frame of the handshake; a worker that ended gives io.EOF.
-func (w *worker) startFrame(ctx context.Context, deadline <-chan time.Time) (frame, error) {
-	select {
-	case f := <-w.frames:
-		return f, nil
-	case <-w.proc.Done():
-		select {
-		case f := <-w.frames:
-			return f, nil
-		default:
-			return frame{err: io.EOF}, nil
-		}
-	case <-deadline:
-		return frame{}, errStartTimeout
-	case <-ctx.Done():
-		return frame{}, context.Cause(ctx)
-	}
-}
-
 var errStartTimeout = errors.New("pool: start timed out")
-
-// onLine runs on proc's stdout pump: it joins the pieces of long lines into frames.
-func (w *worker) onLine(l proc.Line) {
-	if l.Kind == proc.LinePartial || l.Kind == proc.LineUpdate {
-		w.part = append(w.part, l.Text...)
-		if l.Kind == proc.LineUpdate {
-			w.part = append(w.part, '\r')
-		}
-		if len(w.part) > maxFrame {
-			w.deliver(string(w.part[:200]), true)
-			w.part = w.part[:0]
-		}
-		return
-	}
-	line := l.Text
-	if len(w.part) > 0 {
-		line = string(append(w.part, line...))
-		w.part = nil
-	}
-	w.deliver(line, false)
-}
-
-// deliver hands a frame to the handshake while the worker starts, then to the pool.
-// It never blocks: a blocked pump would block the end of the run.
-func (w *worker) deliver(line string, tooLong bool) {
-	if w.live.Load() {
-		w.pool.answer(w, line, tooLong)
-		return
-	}
-	f := frame{line: []byte(line)}
-	if tooLong {
-		f.err = fmt.Errorf("frame over %d bytes", maxFrame)
-	}
-	select {
-	case w.frames <- f:
-	default: // more than the handshake expects: the next step fails on what it got
-	}
-}
 
 func head(b []byte) string {
 	if len(b) > 200 {
@@ -787,23 +766,23 @@ func head(b []byte) string {
 }
 
 // init sends the initializer and waits for its answer (within the start timeout).
-func (w *worker) init(ctx context.Context, params any, deadline <-chan time.Time) error {
+func (w *worker) init(ctx context.Context, params any, deadline time.Time) error {
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return fmt.Errorf("pool: encode Init: %w", err)
 	}
 	id := w.pool.nextID.Add(1)
-	w.send(&task{id: id, method: "init", params: raw})
-	f, err := w.startFrame(ctx, deadline)
+	w.write(&task{id: id, method: "init", params: raw})
+	line, err := w.startFrame(ctx, deadline)
 	if errors.Is(err, errStartTimeout) {
 		return errors.New("pool: worker initializer did not answer within the start timeout")
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errFrameTooLong) {
 		return err
 	}
 	var resp response
-	if f.err != nil || json.Unmarshal(f.line, &resp) != nil || resp.ID != id {
-		return fmt.Errorf("%w: answered %q to init", ErrProtocol, head(f.line))
+	if err != nil || json.Unmarshal(line, &resp) != nil || resp.ID != id {
+		return fmt.Errorf("%w: answered %q to init", ErrProtocol, head(line))
 	}
 	if resp.Error != nil {
 		return fmt.Errorf("pool: worker initializer failed: %w", resp.Error)
@@ -811,12 +790,21 @@ func (w *worker) init(ctx context.Context, params any, deadline <-chan time.Time
 	return nil
 }
 
-// send writes t's request to the worker's stdin. A worker runs one task at a time, so
-// a small frame fits the pipe buffer and the write cannot block; a large one may block
-// on a worker that does not read, so it goes on a goroutine of its own, cut by the kill.
-// A failed write needs no answer: the worker is dead or being ended, and its slot sees
-// to the task.
-func (w *worker) send(t *task) {
+// send writes t's request to the worker's stdin and, unless the caller reads the
+// answer itself (reads: Call, for the task it submitted), wakes the worker's reader.
+func (w *worker) send(t *task, wake bool) {
+	w.write(t)
+	if wake {
+		w.wake()
+	}
+}
+
+// write writes t's request to the worker's stdin. A worker runs one task at a time,
+// so a small frame fits the pipe buffer and the write cannot block; a large one may
+// block on a worker that does not read, so it goes on a goroutine of its own, cut by
+// the kill. A failed write needs no answer: the worker is dead or being ended, and its
+// slot sees to the task.
+func (w *worker) write(t *task) {
 	line := appendRequest(make([]byte, 0, len(t.params)+64), t.id, t.method, t.params)
 	if len(line) <= smallFrame {
 		_, _ = w.stdin.Write(line)
@@ -829,7 +817,7 @@ func (w *worker) send(t *task) {
 func (w *worker) resume(next *task, retire bool) {
 	switch {
 	case next != nil:
-		w.send(next)
+		w.send(next, true)
 	case retire:
 		w.end()
 	}

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,11 @@ func init() {
 				return answer{N: len(mem) >> 20, Pid: os.Getpid()}, nil
 			case "log":
 				fmt.Fprintln(os.Stderr, "working on", j.N)
+			case "stray": // answers, then writes a frame out of turn N ms later
+				go func() {
+					time.Sleep(time.Duration(j.N) * time.Millisecond)
+					os.Stdout.WriteString(`{"id":999999,"result":0}` + "\n")
+				}()
 			case "big":
 				return answer{N: j.N, Pid: os.Getpid(), S: strings.Repeat("x\r", j.N/2)}, nil
 			}
@@ -196,6 +202,67 @@ func TestGarbageIsAProtocolError(t *testing.T) {
 	}
 	if _, err := pool.Call[answer](context.Background(), p, job{"echo", 1}); err != nil {
 		t.Errorf("after garbage: %v", err)
+	}
+}
+
+// A frame a worker writes while it has no task is read with its next task's answer:
+// that task fails as a protocol error, the worker is replaced, and the pool goes on.
+func TestFrameOutOfTurn(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1})
+	ctx := context.Background()
+	first, err := pool.Call[answer](ctx, p, job{"stray", 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := pool.Call[answer](ctx, p, job{"echo", 1}); !errors.Is(err, pool.ErrProtocol) {
+		t.Fatalf("the task after the stray frame: %v", err)
+	}
+	got, err := pool.Call[answer](ctx, p, job{"echo", 2})
+	if err != nil || got.N != 4 || got.Pid == first.Pid {
+		t.Fatalf("after it: %+v, %v (first worker %d)", got, err, first.Pid)
+	}
+}
+
+// Submitted tasks nobody waits for are answered all the same (the worker's reader
+// goroutine reads for them), in order on one worker.
+func TestSubmitWithoutWaiting(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1})
+	futs := make([]*pool.Future, 5)
+	for i := range futs {
+		futs[i] = p.Submit(context.Background(), job{"echo", i})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The last one is only sent once the four before it were answered.
+	for i := len(futs) - 1; i >= 0; i-- {
+		raw, err := futs[i].Wait(ctx)
+		if err != nil || string(raw) == "" {
+			t.Fatalf("task %d: %s, %v", i, raw, err)
+		}
+		var a answer
+		if err := json.Unmarshal(raw, &a); err != nil || a.N != 2*i {
+			t.Fatalf("task %d: %s, %v", i, raw, err)
+		}
+	}
+}
+
+// A Wait that gives up (its ctx ended) while it reads the answer itself leaves the task
+// running; a later Wait gets its result.
+func TestWaitGivesUpAndWaitsAgain(t *testing.T) {
+	p := newPool(t, pool.Config{Workers: 1})
+	f := p.Submit(context.Background(), job{"sleep", 300})
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := f.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("short wait: %v", err)
+	}
+	raw, err := f.Wait(context.Background())
+	if err != nil || !strings.Contains(string(raw), `"n":600`) {
+		t.Fatalf("second wait: %s, %v", raw, err)
+	}
+	if got, err := pool.Call[answer](context.Background(), p, job{"echo", 3}); err != nil || got.N != 6 {
+		t.Fatalf("after: %+v, %v", got, err)
 	}
 }
 

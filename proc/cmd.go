@@ -235,7 +235,7 @@ func (in *fileInput) Read([]byte) (int, error) { return 0, errFileInput }
 var errFileInput = errors.New("proc: FromFile input is read by the child, not by Read")
 
 // Sink is one destination of an output stream. Build one with Capture, Writer, ToFile,
-// AppendFile, Discard, Parent or Lines.
+// AppendFile, File, Discard, Parent or Lines.
 type Sink struct {
 	kind   sinkKind
 	limit  int64
@@ -243,6 +243,7 @@ type Sink struct {
 	path   string
 	append bool
 	lines  func(Line)
+	file   *os.File
 }
 
 type sinkKind uint8
@@ -254,6 +255,7 @@ const (
 	sinkFile
 	sinkParent
 	sinkLines
+	sinkOpenFile
 )
 
 // Capture keeps up to limit bytes of the stream (head and tail) for the Result;
@@ -270,6 +272,13 @@ func ToFile(path string) Sink { return Sink{kind: sinkFile, path: path} }
 
 // AppendFile appends the stream to the named file, created if missing.
 func AppendFile(path string) Sink { return Sink{kind: sinkFile, path: path, append: true} }
+
+// File sends the stream to f, an open file or the write end of a pipe the caller
+// reads. When it is the stream's only sink (and no output limit, Interactive or
+// Combined applies), the child writes to f itself, as with an *os.File in os/exec:
+// nothing of this process stands between them. Otherwise the stream is copied to f
+// like Writer. f stays open; the caller closes its copy.
+func File(f *os.File) Sink { return Sink{kind: sinkOpenFile, file: f, w: f} }
 
 // Discard drops the stream.
 func Discard() Sink { return Sink{kind: sinkDiscard} }

@@ -15,10 +15,11 @@
 // Stdin comes from nil (/dev/null), [Bytes], [String], any [io.Reader], [FromFile] or an
 // [*os.File] handed to the child as is. Each output stream goes to any number of [Sink]s
 // at once: [Capture] (bounded: head and tail kept, truncation reported), [Writer],
-// [ToFile], [AppendFile], [Discard], [Parent] and [Lines] callbacks, which see CRLF
-// lines, lone "\r" progress updates, over-long lines and a last line without newline.
-// [Cmd.Combined] also keeps both streams interleaved in arrival order. A stream whose
-// only sink is a file, the parent's stream or discard goes straight to that file.
+// [ToFile], [AppendFile], [File] (an open file or pipe of the caller's), [Discard],
+// [Parent] and [Lines] callbacks, which see CRLF lines, lone "\r" progress updates,
+// over-long lines and a last line without newline. [Cmd.Combined] also keeps both
+// streams interleaved in arrival order. A stream whose only sink is a file, the
+// caller's open file, the parent's stream or discard goes straight to that file.
 // Reading, feeding and capturing never deadlock, whatever the sizes, and a child that
 // exits without reading its input is not an error.
 //

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +100,39 @@ func TestDirectSinks(t *testing.T) {
 	c.Stdout = []proc.Sink{proc.ToFile(filepath.Join(dir, "absent", "x"))}
 	if _, err := c.Run(context.Background()); err == nil {
 		t.Errorf("unopenable file sink started anyway")
+	}
+}
+
+// File hands an open file to the child as its stdout when it is the only sink, and
+// copies the stream to it otherwise.
+func TestFileSink(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	c := proc.Command("/bin/sh", "-c", "readlink /proc/self/fd/1")
+	c.Stdout = []proc.Sink{proc.File(w)}
+	if res := run(t, c); res.Status != proc.StatusOK {
+		t.Fatalf("direct: %+v", res)
+	}
+	c = helper(t, "echo", "copied")
+	c.Stdout = []proc.Sink{proc.File(w), proc.Capture(0)}
+	res := run(t, c)
+	w.Close()
+	got, _ := io.ReadAll(r)
+	want := fmt.Sprintf("pipe:[%d]\ncopied\n", st.Ino)
+	if string(got) != want || string(res.Stdout) != "copied\n" {
+		t.Errorf("pipe got %q, want %q; captured %q", got, want, res.Stdout)
+	}
+	c = helper(t, "echo", "x")
+	c.Stdout = []proc.Sink{proc.File(nil)}
+	if _, err := c.Run(context.Background()); err == nil {
+		t.Errorf("File(nil) started anyway")
 	}
 }
 

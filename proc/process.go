@@ -395,6 +395,11 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 			return devNull()
 		case sinkParent:
 			return parent, nil
+		case sinkOpenFile:
+			if sinks[0].file == nil {
+				return nil, fmt.Errorf("%s: File(nil)", which)
+			}
+			return sinks[0].file, nil
 		case sinkFile:
 			f, err := openSinkFile(sinks[0])
 			if err != nil {
@@ -411,9 +416,9 @@ func (c *Cmd) outputFile(p *Process, st *setup, which Stream) (*os.File, error) 
 			if s.capture == nil {
 				s.capture = newCapture(sk.limit)
 			}
-		case sinkWriter:
-			if sk.w == nil {
-				return nil, fmt.Errorf("%s: Writer(nil)", which)
+		case sinkWriter, sinkOpenFile:
+			if sk.w == nil || sk.kind == sinkOpenFile && sk.file == nil {
+				return nil, fmt.Errorf("%s: a nil Writer or File sink", which)
 			}
 			s.writers = append(s.writers, sk.w)
 		case sinkParent:

@@ -237,6 +237,10 @@ func TestLiveHandle(t *testing.T) {
 	for range 4 {
 		<-done
 	}
+	// The first line comes once the helper has started, which a loaded machine delays.
+	for deadline := time.Now().Add(10 * time.Second); p.Status().StdoutBytes == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	s := p.Status()
 	if !s.Running || s.StdoutBytes == 0 || !strings.HasPrefix(string(s.Stdout), "tick 1\n") {
 		t.Errorf("snapshot while running: %+v", s)
