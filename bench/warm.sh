@@ -8,6 +8,10 @@
 #   docker run     docker run --rm --network none runbox-sandbox:bookworm (fewer runs)
 #   runbox cold    a native box built for the run (Warm: -1)
 #   runbox warm    forked from the warm template's zygote
+#   fork floor     no isolation at all: a Python process that has done what the zygote
+#                  does before a run (imports, print(1) compiled, heap frozen) forks a
+#                  child per run (libc fork) that runs print(1) and exits; the parent
+#                  reaps it. What any process-per-run design costs here at least.
 #
 # p50 and p99 of single runs one after another, the sequential rate (runs/s = 1000 /
 # mean ms), and the rate of 2 clients back to back. The runbox side is the Benchmark*
@@ -112,6 +116,47 @@ else:
 PY
 py() { env -i "$python" -I -S "$tmp/bench.py" "$1" "$2" "$3" "$4" "$tmp/$5.argv" >>"$results"; }
 
+cat >"$tmp/floor.py" <<'PY'
+# floor.py N: N runs of fork + print(1) + exit + reap, back to back, by a Python that
+# did what the zygote does first. Prints the runs' ms, then the elapsed s.
+import ctypes, gc, os, sys, time
+import atexit, importlib.machinery, json, threading, types  # what the zygote imports
+
+n = int(sys.argv[1])
+libc = ctypes.PyDLL(None, use_errno=True)  # libc's fork, as the zygote forks
+code = compile("print(1)\n", "<run>", "exec", dont_inherit=True)
+gc.collect()
+gc.freeze()
+out = os.dup(1)
+os.dup2(os.open("/dev/null", os.O_WRONLY), 1)
+ts, t0 = [], time.perf_counter()
+for _ in range(n):
+    s = time.perf_counter()
+    pid = libc.fork()
+    if pid == 0:
+        exec(code, {"__name__": "__main__"})
+        sys.stdout.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    ts.append((time.perf_counter() - s) * 1e3)
+os.write(out, (" ".join("%.3f" % t for t in ts) + "\n%.6f\n" % (time.perf_counter() - t0)).encode())
+PY
+# floor ROUND KEY N PROCS: floor.py by PROCS processes at once, N runs in all.
+floor() {
+  local i
+  for ((i = 0; i < $4; i++)); do env -i "$python" -I -S "$tmp/floor.py" "$(($3 / $4))" >"$tmp/floor-out.$i" & done
+  wait
+  local el
+  el=$(awk 'NR % 2 == 0 && $1 > m { m = $1 } END { print m }' "$tmp"/floor-out.*)
+  awk 'NR % 2 == 1' "$tmp"/floor-out.* | tr ' ' '\n' | sort -g | awk -v r="$1" -v k="$2" -v procs="$4" -v el="$el" '
+    { t[++n] = $1; sum += $1 }
+    END {
+      print r, k ".p50", t[int(n / 2) + 1]; print r, k ".p99", t[int(n * 0.99) + 1]
+      if (procs == 1) print r, k ".mean", sum / n; else print r, k ".rps", n / el
+    }' >>"$results"
+  rm -f "$tmp"/floor-out.*
+}
+
 # gobench ROUND KEY BENCH N: the test binary's metrics as "ROUND KEY.STAT VALUE".
 gobench() {
   local round=$1 key=$2 bench=$3 count=$4
@@ -138,6 +183,7 @@ for ((r = 1; r <= rounds; r++)); do
   [[ -z $docker_why ]] && py "$r" docker "$docker_n" 1 docker
   gobench "$r" cold ColdPython "$n"
   gobench "$r" warm WarmPython "$n"
+  floor "$r" floor "$n" 1
   gobench "$r" jscold ColdJavaScript "$((n / 4))"
   gobench "$r" jswarm WarmJavaScript "$((n / 4))"
   log "round $r/$rounds: two clients"
@@ -145,6 +191,7 @@ for ((r = 1; r <= rounds; r++)); do
   py "$r" bwrap2 "$two_n" 2 bwrap
   gobench "$r" cold2 ColdPython2Clients "$two_n"
   gobench "$r" warm2 WarmPython2Clients "$two_n"
+  floor "$r" floor2 "$two_n" 2
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -184,6 +231,7 @@ row "runbox native cold (box built per run)" cold cold2
 row "runbox native warm (forked from the zygote)" warm warm2
 row "runbox native cold, JavaScript console.log(1)" jscold
 row "runbox native warm, JavaScript console.log(1)" jswarm
+row "floor: fork + print(1) + exit + reap in Python, no isolation" floor floor2
 echo
 echo "runbox times Backend.Run of a language spec (code written to /work/main.py, all"
 echo "limits, its own cgroup); the others are timed around Python's subprocess.run."
@@ -197,3 +245,5 @@ echo "warm Python, 2 clients = $rps runs/s (target ≥ 400) — $(verdict "$rps"
 echo "warm JavaScript p50 = $js ms (target ≤ 5) — $(verdict "$js" le 5)"
 echo "warm ÷ bare python p50 = $(ratio warm.p50 bare.p50) (below 1: an isolated run faster than starting Python)"
 echo "warm ÷ cold p50 = $(ratio warm.p50 cold.p50)"
+echo "floor (no isolation, process per run): p50 $(median floor.p50) ms, 2 processes $(median floor2.rps) runs/s:"
+echo "  the ≤ 2 ms and ≥ 400 runs/s targets are out of reach of any process-per-run design here when the floor misses them"
