@@ -363,6 +363,9 @@ def program(cfg, uid, stdin, out, err, errw, cfgr):
     """H: never returns. A ready run (cfgr >= 0) is confined with its template's
     defaults, says so on errw, and waits for its run's config on cfgr."""
     exe = None
+    # What a fresh interpreter has: pid 1 ignores SIGINT, and an ignored signal would
+    # stay ignored in the program, exec'd or not (a caught one is reset by exec).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         confine(cfg, uid)
         if cfgr >= 0:

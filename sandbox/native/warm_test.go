@@ -115,6 +115,39 @@ time.sleep(1)
 	}
 }
 
+// TestWarmSignalsAsCold: a forked run starts with the signal dispositions and mask a
+// run exec'd by the Go init has (nothing ignored or blocked that a fresh process would
+// not have), so a program interrupting itself ends the same way in both.
+func TestWarmSignalsAsCold(t *testing.T) {
+	warm, cold := newWarmBackend(t), newColdBackend(t)
+	specs := []sandbox.Spec{
+		{Command: []string{"/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"}},
+		{Command: []string{"/bin/sh", "-c", "kill -INT $$; echo survived"}},
+		{Language: "python", Code: "import os, signal\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)\nos.kill(os.getpid(), signal.SIGINT)\nprint('survived')\n"},
+		{Language: "python", Code: "import signal\nprint(signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGXFSZ), signal.pthread_sigmask(signal.SIG_BLOCK, []))\n"},
+	}
+	ctx := context.Background()
+	for _, spec := range specs {
+		w, err := warm.Run(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cold.Run(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		how := func(r *sandbox.Result) string {
+			if r.ExitCode != nil {
+				return fmt.Sprintf("%s, exit %d, stdout %q", r.Status, *r.ExitCode, r.Stdout)
+			}
+			return fmt.Sprintf("%s, signal %s, stdout %q", r.Status, r.Signal, r.Stdout)
+		}
+		if how(w) != how(c) {
+			t.Errorf("%v %s:\nwarm %s\ncold %s", spec.Command, spec.Language, how(w), how(c))
+		}
+	}
+}
+
 // newWarmBackend returns a backend whose template is ready, so that its runs are forked.
 func newWarmBackend(t testing.TB) *native.Backend {
 	t.Helper()
