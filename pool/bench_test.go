@@ -50,6 +50,37 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 // with os/exec, one request line written and one answer line read by this goroutine,
 // no pool. What BenchmarkRoundTrip adds to it is the pool's own cost.
 func BenchmarkRoundTripPipe(b *testing.B) {
+	call := pipeWorker(b)
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		call()
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatency(b, lat)
+}
+
+// BenchmarkThroughputPipe is the floor under BenchmarkThroughput: two such workers,
+// each driven by its own goroutine, no pool.
+func BenchmarkThroughputPipe(b *testing.B) {
+	calls := []func(){pipeWorker(b), pipeWorker(b)}
+	per := b.N / len(calls)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, call := range calls {
+		wg.Go(func() {
+			for range per {
+				call()
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*len(calls))/time.Since(start).Seconds(), "tasks/s")
+}
+
+// pipeWorker starts the Go echo worker with os/exec and returns a function that writes
+// one request to it and reads its answer.
+func pipeWorker(b *testing.B) func() {
 	argv, env := testenv.Command(b, "pool-worker")
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Env = env
@@ -64,25 +95,22 @@ func BenchmarkRoundTripPipe(b *testing.B) {
 	if err := c.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { in.Close(); c.Wait() }()
+	b.Cleanup(func() { in.Close(); c.Wait() })
 	r := bufio.NewReader(out)
 	if _, err := r.ReadBytes('\n'); err != nil { // the handshake
 		b.Fatal(err)
 	}
 	req := []byte(`{"id":1,"method":"call","params":{"op":"echo","n":1}}` + "\n")
-	lat := make([]time.Duration, 0, b.N)
-	for b.Loop() {
-		t0 := time.Now()
+	return func() {
 		if _, err := in.Write(req); err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return
 		}
 		l, err := r.ReadBytes('\n')
 		if err != nil || !bytes.Contains(l, []byte(`"result":`)) {
-			b.Fatalf("answer %q, %v", l, err)
+			b.Errorf("answer %q, %v", l, err)
 		}
-		lat = append(lat, time.Since(t0))
 	}
-	reportLatency(b, lat)
 }
 
 // BenchmarkThroughput keeps two workers busy from 8 submitters: tasks per second.
