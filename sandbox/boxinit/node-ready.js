@@ -4,18 +4,21 @@
 //
 //   /usr/bin/node -r /etc/runbox/node-ready.js /etc/runbox/node-ready.js
 //
-// in /, with the run's config pipe on fd 3 and its report pipe on fd 4. Node preloads this
-// file before its main module: it says "r" on fd 4, blocks until the run's config
-// (boxinit.Config.Write's bytes) is on fd 3, writes the input files under /work as
-// the run's own uid, sets process.argv as `node FILE ARGS` would, and returns. Node
-// then runs its main module its own way, with FILE in place of the placeholder: every
-// frame of a stack trace, the CommonJS/ES module choice, the handling of uncaught
-// errors and of the exit are node's, as in a cold run.
+// in /, with the run's config pipe on fd 100 and a report pipe to the run's pid 1 on
+// fd 101 (zygote.py's exec_early). Node preloads this file before its main module: it
+// says "r" on the report pipe, blocks until the run's config (boxinit.Config.Write's
+// bytes) is on the config pipe, writes the input files under /work as the run's own
+// uid, changes to /work, closes both pipes, sets process.argv as `node FILE ARGS`
+// would, and returns. Node then runs its main module its own way, with FILE in place
+// of the placeholder: every frame of a stack trace, the CommonJS/ES module choice, the
+// handling of uncaught errors and of the exit are node's, as in a cold run.
 //
 // Nothing of it stays: its module leaves the require cache, -r leaves
 // process.execArgv, Module.runMain and Module._findPath are node's own again before
-// FILE is resolved. Worker threads inherit -r and load this file too: it does nothing
-// there (their process.argv has no placeholder) but leave no trace.
+// FILE is resolved, and node's own descriptors have the numbers they have in a cold
+// run. Worker threads inherit -r and load this file too: it does nothing there (their
+// process.argv has no placeholder) but remove itself. What does show: the command
+// line in /proc/self/cmdline, and that node started earlier (process.uptime()).
 {
   const fs = require('fs');
   const path = require('path');
@@ -27,7 +30,8 @@
   const at = process.execArgv.indexOf(__filename);
   if (at > 0) process.execArgv.splice(at - 1, 2);
 
-  const CONFIG = 3, REPORT = 4;
+  // The config and report pipes, where the zygote's exec_early puts them.
+  const CONFIG = 100, REPORT = 101;
 
   // fail reports why the run could not be set up (the run's verdict is then
   // sandbox_error, as for a cold box whose init failed) and exits as an exec failure.

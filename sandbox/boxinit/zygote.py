@@ -411,18 +411,27 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
     run_python(script, argv)
 
 
+# Where exec_early puts a ready run's config pipe and report pipe: far above what the
+# program opens as it starts, so that those descriptors get the numbers they get in a
+# run that is exec'd with 0, 1 and 2 only (node-ready.js has the same numbers).
+EARLY_CONFIG_FD, EARLY_REPORT_FD = 100, 101
+
+
 def exec_early(cfg, exe, out, err, cfgr, errw):
     """Execs a ready run's program before its run is known, confined, in /, with
-    stdin /dev/null, its output on 1 and 2, the config pipe on fd 3 and the report
-    pipe on fd 4: the program says "r" on fd 4 once it waits for its config on fd 3,
-    reads the config, writes the input files, changes to /work and closes fd 4 as the
-    run's code starts (sandbox/boxinit/node-ready.js). Never returns."""
+    stdin /dev/null, its output on 1 and 2, the config pipe on EARLY_CONFIG_FD and the
+    report pipe on EARLY_REPORT_FD: the program says "r" on the report pipe once it
+    waits for its config, reads the config, writes the input files, changes to /work
+    and closes both pipes as the run's code starts (sandbox/boxinit/node-ready.js).
+    Never returns."""
     null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 16) for fd in (null, out, err, cfgr, errw)]
-    for i, fd in enumerate(high):
-        os.dup2(fd, i)  # inheritable
+    fds = {0: null, 1: out, 2: err, EARLY_CONFIG_FD: cfgr, EARLY_REPORT_FD: errw}
+    high = {to: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 128) for to, fd in fds.items()}
+    for to, fd in high.items():
+        os.dup2(fd, to)  # inheritable
     try:
-        os.closerange(5, 1 << 20)
+        os.closerange(3, EARLY_CONFIG_FD)
+        os.closerange(EARLY_REPORT_FD + 1, 1 << 20)
         # Not yet /work: what the program looks up there as it starts (node, the
         # package.json of its preload's parent) would be looked up before the files
         # are; it changes to /work once they are.
@@ -432,7 +441,7 @@ def exec_early(cfg, exe, out, err, cfgr, errw):
         env = cfg.get("env") or []
         os.execve(exe, cfg["argv"], dict(kv.split("=", 1) for kv in env))
     except OSError as e:
-        os.write(4, json.dumps({"stage": "exec", "error": f"exec {exe}: {e.strerror}"}).encode())
+        os.write(EARLY_REPORT_FD, json.dumps({"stage": "exec", "error": f"exec {exe}: {e.strerror}"}).encode())
     os._exit(127)
 
 

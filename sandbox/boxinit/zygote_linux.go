@@ -24,8 +24,8 @@ import (
 var zygoteSource string
 
 // NodeReady is where every native box has the bootstrap of a JavaScript ready run
-// (node-ready.js): node preloads it to wait for the run's config on fd 3, with its
-// report pipe on fd 4, before node runs the run's file as its main module.
+// (node-ready.js): node preloads it to wait for the run's config and write its files
+// before node runs the run's file as its main module.
 const NodeReady = "/etc/runbox/node-ready.js"
 
 //go:embed node-ready.js

@@ -278,6 +278,10 @@ func TestWarmJSMatchesCold(t *testing.T) {
 		"json_parse":         js("JSON.parse('{bad')\n"),
 		"require_missing":    js("require('./nope')\n"),
 		"order":              js("setTimeout(() => console.log('t'), 0); setImmediate(() => console.log('i'));\nprocess.nextTick(() => console.log('n')); Promise.resolve().then(() => console.log('p'))\n"),
+		"descriptors": js("const fs = require('fs');\nconsole.log(fs.openSync('main.js'), fs.readdirSync('/proc/self/fd').map(f => f + ' ' +\n" +
+			"  (() => { try { return fs.readlinkSync('/proc/self/fd/' + f).replace(/[0-9]+/g, 'N') } catch { return '-' } })()))\n"),
+		"worker": js("const { Worker } = require('worker_threads');\nconst w = new Worker('console.log(process.argv, process.execArgv); null.x', { eval: true });\n" +
+			"w.on('error', e => { console.log(e.stack); process.exitCode = 2 })\n"),
 		"esm": {Language: "javascript", CodeFile: "main.mjs",
 			Code: "import { sep } from 'node:path';\nconsole.log(sep, import.meta.url, process.argv.slice(1));\nawait null;\nnull.f();\n"},
 		"esm_syntax":     {Language: "javascript", CodeFile: "main.mjs", Code: "await 1;\nlet y = ;\n"},

@@ -556,6 +556,11 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	// removes the cgroup once pid 1 is gone.
 	readers.Wait()
 	wall := time.Since(started)
+	if st.EndedNS > 0 {
+		at := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(started) }
+		b.log.Debug("native: timings", "run", p.RunID, "program_started", at(st.ProgramNS),
+			"box_empty", at(st.EndedNS), "result", wall)
+	}
 	usage, uerr := g.Usage()
 	if werr := <-fr.writeErr; werr != nil && st.Stage == "" && !st.Started {
 		return nil, fmt.Errorf("send the config: %w", werr)
