@@ -98,7 +98,12 @@
   };
 
   // rehearse goes the way taking the run will, on a file of its own that it
-  // removes: the functions it runs are compiled now, not on the run's clock.
+  // removes: the functions it runs are compiled now, not on the run's clock. It also
+  // loads node's net module, which a first console.log loads to make process.stdout
+  // on a pipe (most of that print's cost). Nothing more of the print: making
+  // process.stdout would make fd 1 non-blocking before the run's code writes to it,
+  // and a console's first print makes process.stderr, and its callbacks run after
+  // the main module (an extra frame in the stack of an error thrown after an await).
   const rehearse = (work) => {
     const code = Buffer.from('console.log(1)\n');
     const name = '.runbox-rehearsal.js';
@@ -107,6 +112,7 @@
     writeFiles(work, cfg, contents);
     fs.unlinkSync(path.join(work, name));
     path.resolve(cfg.argv[1]);
+    require('net');
   };
 
   if (process.argv.length === 2 && process.argv[1] === __filename) {

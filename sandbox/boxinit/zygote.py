@@ -513,8 +513,8 @@ def pid1(data, fds, parsed):
                 call()
             except OSError:
                 pass
+    msg += read_all(errr)  # until the program's exec, or its code's start
     started = time.time_ns()
-    msg += read_all(errr)
     st, ended = {"started": True}, None
     if msg:
         try:
