@@ -15,10 +15,10 @@ func TestConformance(t *testing.T) {
 	sandboxtest.Run(t, b)
 	// The JavaScript cases that can take a JavaScript ready run (default limits, no
 	// stdin, no 2>&1) do, once the first has asked for them and they are made.
-	eligible, taken, _ := native.JSReady(b)
-	t.Logf("%d of %d eligible JavaScript runs took a JavaScript ready run", taken, eligible)
-	if eligible == 0 || taken == 0 {
-		t.Errorf("%d of %d eligible JavaScript runs took a JavaScript ready run", taken, eligible)
+	st := native.JSReady(b)
+	t.Logf("%d of %d eligible JavaScript runs took a JavaScript ready run", st.Taken, st.Eligible)
+	if st.Eligible == 0 || st.Taken == 0 {
+		t.Errorf("%d of %d eligible JavaScript runs took a JavaScript ready run", st.Taken, st.Eligible)
 	}
 }
 

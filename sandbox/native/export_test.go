@@ -2,13 +2,24 @@ package native
 
 import "time"
 
-// JSReady returns how many runs could have taken a JavaScript ready run, how many
-// took one, and how many ready runs wait: tests see which way their runs went.
-func JSReady(b *Backend) (eligible, taken int64, waiting int) {
-	if b.js == nil {
-		return 0, 0, 0
+// ReadyStats says what became of a kind of ready runs.
+type ReadyStats struct {
+	Eligible int64         // runs that could have taken one (kinds kept on demand)
+	Taken    int64         // runs that took one
+	Made     int64         // ready runs made
+	MadeCPU  time.Duration // the CPU time of making them
+	Waiting  int           // ready runs waiting now
+}
+
+// JSReady returns the stats of b's JavaScript ready runs: tests see which way their
+// runs went.
+func JSReady(b *Backend) ReadyStats {
+	p := b.js
+	if p == nil {
+		return ReadyStats{}
 	}
-	return b.js.eligible.Load(), b.js.taken.Load(), len(b.js.runs)
+	return ReadyStats{Eligible: p.eligible.Load(), Taken: p.taken.Load(), Made: p.made.Load(),
+		MadeCPU: time.Duration(p.madeCPU.Load()), Waiting: len(p.runs)}
 }
 
 // SetReadyIdle sets how long JavaScript ready runs are kept without a run wanting

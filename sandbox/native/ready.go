@@ -2,6 +2,7 @@ package native
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +36,9 @@ import (
 // run that is exactly node running a file with the language's environment takes one
 // (jsEligible). They cost a node start each (~0.1 s of CPU), so they are kept only
 // while JavaScript runs come: the first such run asks for them and goes the usual
-// way, and they are given up readyIdle after the last one.
+// way, one that finds none waiting waits for one being made, and they are given up
+// readyIdle after the last such run. They are made at once, not one at a time: two
+// node starts take about as long as one on two CPUs.
 
 // readyStart bounds the wait for a ready run to say it is ready.
 const readyStart = 10 * time.Second
@@ -43,6 +46,11 @@ const readyStart = 10 * time.Second
 // readyIdle is how long JavaScript ready runs are kept after the last run that could
 // have taken one. A variable for tests.
 var readyIdle = time.Minute
+
+// readyWait bounds the wait of a run for a JavaScript ready run being made, when none
+// waits: it is ready sooner than a node exec'd for the run would start (it started
+// earlier), and no third node starts on the CPUs making two.
+const readyWait = 2 * time.Second
 
 // A readyPool holds the ready runs of one kind, made with cfg.
 type readyPool struct {
@@ -56,8 +64,12 @@ type readyPool struct {
 	runs   chan *forkRun
 	wanted chan struct{}
 	// eligible counts the runs that could take one of its kind (kept on demand
-	// only), taken those that did.
-	eligible, taken atomic.Int64
+	// only), taken those that did, made those made and madeCPU their CPU time.
+	eligible, taken, made, madeCPU atomic.Int64
+	// parallel makes each wanted run at once rather than one at a time; making
+	// counts those being made, awaited the runs waiting for one of them.
+	parallel        bool
+	making, awaited atomic.Int32
 
 	// A pool kept on demand (JavaScript) makes runs only while active: from a run
 	// that could take one until readyIdle after the last such run.
@@ -108,7 +120,7 @@ func (b *Backend) newPools() {
 		cfg := boxinit.NewConfig([]string{p.Command[0], "-r", boxinit.NodeReady, boxinit.NodeReady}, p.Env, p.Limits)
 		cfg.Landlock = b.landlock
 		b.js = pool("javascript", 'e', cfg, p.Limits)
-		b.js.onDemand = true
+		b.js.onDemand, b.js.parallel = true, true
 		b.jsNode, b.jsEnv = p.Command[0], p.Env
 	}
 }
@@ -128,26 +140,25 @@ func (b *Backend) jsEligible(p *sandbox.Prepared, cfg *boxinit.Config) bool {
 	return !p.Combined && len(p.Stdin) == 0 && slices.Equal(p.Env, b.jsEnv) && shape(cfg) == b.js.shape
 }
 
-// readyFor returns the pools whose ready runs p could take, best first: a run that
-// could take a JavaScript one keeps them wanted.
-func (b *Backend) readyFor(p *sandbox.Prepared, cfg *boxinit.Config) []*readyPool {
-	var pools []*readyPool
+// takeAnyReady returns a ready run made on t that p can take, and its pool; nil when
+// none waits. A run that could take a JavaScript one keeps them wanted (the first
+// goes without), and when none waits it waits for one being made, if any is not
+// awaited yet, rather than take a Python one and exec node.
+func (b *Backend) takeAnyReady(ctx context.Context, t *template, p *sandbox.Prepared, cfg *boxinit.Config) (*forkRun, *readyPool) {
 	if b.jsEligible(p, cfg) {
-		b.demand(b.js)
-		pools = append(pools, b.js)
+		kept := b.demand(b.js)
+		if fr := b.takeReady(t, b.js); fr != nil {
+			return fr, b.js
+		}
+		if kept {
+			if fr := b.awaitReady(ctx, t, b.js); fr != nil {
+				return fr, b.js
+			}
+		}
 	}
 	if b.py != nil && shape(cfg) == b.py.shape {
-		pools = append(pools, b.py)
-	}
-	return pools
-}
-
-// takeAnyReady returns a ready run made on t that p can take, and its pool; nil when
-// none waits.
-func (b *Backend) takeAnyReady(t *template, p *sandbox.Prepared, cfg *boxinit.Config) (*forkRun, *readyPool) {
-	for _, pool := range b.readyFor(p, cfg) {
-		if fr := b.takeReady(t, pool); fr != nil {
-			return fr, pool
+		if fr := b.takeReady(t, b.py); fr != nil {
+			return fr, b.py
 		}
 	}
 	return nil, nil
@@ -204,16 +215,48 @@ func (b *Backend) takeReady(t *template, pool *readyPool) *forkRun {
 	for {
 		select {
 		case fr := <-pool.runs:
-			b.forgetReady(fr)
-			if fr.t == t && fr.waiting() {
-				pool.taken.Add(1)
+			if fr := b.usable(t, pool, fr); fr != nil {
 				return fr
 			}
-			fr.close() // made by a template that is gone, or dead with it
 		default:
 			return nil
 		}
 	}
+}
+
+// awaitReady waits for one of the ready runs of pool being made, at most readyWait,
+// unless as many runs already wait for them.
+func (b *Backend) awaitReady(ctx context.Context, t *template, pool *readyPool) *forkRun {
+	defer pool.awaited.Add(-1)
+	if pool.awaited.Add(1) > pool.making.Load() {
+		return nil
+	}
+	timer := time.NewTimer(readyWait)
+	defer timer.Stop()
+	for {
+		select {
+		case fr := <-pool.runs:
+			if fr := b.usable(t, pool, fr); fr != nil {
+				return fr
+			}
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// usable returns fr, a ready run of pool taken from it, when it was made on t and
+// still waits; otherwise it closes it and returns nil.
+func (b *Backend) usable(t *template, pool *readyPool, fr *forkRun) *forkRun {
+	b.forgetReady(fr)
+	if fr.t == t && fr.waiting() {
+		pool.taken.Add(1)
+		return fr
+	}
+	fr.close() // made by a template that is gone, or dead with it
+	return nil
 }
 
 // waiting reports whether a ready run still waits for its config: its pid 1 has
@@ -244,7 +287,8 @@ func (b *Backend) wantReady(pool *readyPool) {
 	}
 }
 
-// fillReady keeps pool's ready runs made on the current template, until Close.
+// fillReady keeps pool's ready runs made on the current template, until Close: one
+// at a time, or each as it is wanted (pool.parallel).
 func (b *Backend) fillReady(pool *readyPool) {
 	defer b.filler.Done()
 	for {
@@ -253,37 +297,54 @@ func (b *Backend) fillReady(pool *readyPool) {
 		case <-b.stopWarm:
 			return
 		}
-		b.tmplMu.Lock()
-		t := b.tmpl
-		b.tmplMu.Unlock()
-		if t == nil || !pool.wanting() {
-			continue // asked again when a template is ready, or runs come
-		}
-		fr, err := b.prepareReady(t, pool)
-		if err != nil {
-			b.log.Debug("native: ready run", "kind", pool.name, "err", err)
-			select {
-			case <-b.stopWarm:
-				return
-			case <-time.After(100 * time.Millisecond):
-				b.wantReady(pool)
-				continue
-			}
-		}
-		b.mu.Lock()
-		b.readyNames[fr.g.Name()] = true
-		b.mu.Unlock()
-		if !pool.wanting() {
-			b.forgetReady(fr)
-			fr.close() // given up while it was made
+		if !pool.parallel {
+			b.makeReady(pool)
 			continue
 		}
+		b.filler.Add(1)
+		go func() {
+			defer b.filler.Done()
+			b.makeReady(pool)
+		}()
+	}
+}
+
+// makeReady makes one ready run of pool on the current template and puts it in the
+// pool; after a failure it asks again, 100 ms later.
+func (b *Backend) makeReady(pool *readyPool) {
+	b.tmplMu.Lock()
+	t := b.tmpl
+	b.tmplMu.Unlock()
+	if t == nil || !pool.wanting() {
+		return // asked again when a template is ready, or runs come
+	}
+	pool.making.Add(1)
+	defer pool.making.Add(-1)
+	fr, err := b.prepareReady(t, pool)
+	if err != nil {
+		b.log.Debug("native: ready run", "kind", pool.name, "err", err)
 		select {
-		case pool.runs <- fr:
-		default:
-			b.forgetReady(fr)
-			fr.close() // more than wanted
+		case <-b.stopWarm:
+		case <-time.After(100 * time.Millisecond):
+			b.wantReady(pool)
 		}
+		return
+	}
+	pool.made.Add(1)
+	pool.madeCPU.Add(int64(fr.base.CPU))
+	b.mu.Lock()
+	b.readyNames[fr.g.Name()] = true
+	b.mu.Unlock()
+	if !pool.wanting() {
+		b.forgetReady(fr)
+		fr.close() // given up while it was made
+		return
+	}
+	select {
+	case pool.runs <- fr:
+	default:
+		b.forgetReady(fr)
+		fr.close() // more than wanted
 	}
 }
 
@@ -315,9 +376,13 @@ func (b *Backend) readyTemplate() {
 }
 
 // demand notes a run that could have taken one of pool's ready runs: the pool is kept
-// until readyIdle after the last such run.
-func (b *Backend) demand(pool *readyPool) {
+// until readyIdle after the last such run. It reports whether the pool was kept
+// already.
+func (b *Backend) demand(pool *readyPool) bool {
 	pool.eligible.Add(1)
+	if b.runs.Closed() {
+		return false // Close stops the timer
+	}
 	pool.mu.Lock()
 	start := !pool.active
 	pool.active = true
@@ -330,6 +395,7 @@ func (b *Backend) demand(pool *readyPool) {
 	if start {
 		b.startReady(pool)
 	}
+	return !start
 }
 
 // giveUp stops keeping pool's ready runs (no run wanted one for readyIdle) and

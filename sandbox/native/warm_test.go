@@ -179,13 +179,13 @@ func TestWarmTemplateDies(t *testing.T) {
 // with a run that goes the usual way when none is kept yet.
 func jsReady(t *testing.T, b *native.Backend) {
 	t.Helper()
-	if _, _, waiting := native.JSReady(b); waiting == 0 {
+	if native.JSReady(b).Waiting == 0 {
 		if _, err := b.Run(context.Background(), sandbox.Spec{Language: "javascript", Code: "\n"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, _, waiting := native.JSReady(b); waiting > 0 {
+		if native.JSReady(b).Waiting > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -198,12 +198,12 @@ func jsReady(t *testing.T, b *native.Backend) {
 func runJSReady(t *testing.T, b *native.Backend, spec sandbox.Spec) *sandbox.Result {
 	t.Helper()
 	jsReady(t, b)
-	_, before, _ := native.JSReady(b)
+	before := native.JSReady(b).Taken
 	res, err := b.Run(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, after, _ := native.JSReady(b); after != before+1 {
+	if after := native.JSReady(b).Taken; after != before+1 {
 		t.Fatalf("the run took no JavaScript ready run (%d taken before, %d after)", before, after)
 	}
 	return res
@@ -326,12 +326,12 @@ func TestWarmJSReadyGivenUp(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	if _, _, waiting := native.JSReady(b); waiting != 0 {
-		t.Fatalf("%d JavaScript ready runs made for Python runs", waiting)
+	if st := native.JSReady(b); st.Made != 0 {
+		t.Fatalf("%d JavaScript ready runs made for Python runs", st.Made)
 	}
 	jsReady(t, b)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, _, waiting := native.JSReady(b); waiting == 0 {
+		if native.JSReady(b).Waiting == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -432,7 +432,7 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 	cfg := b.initConfig(p)
 	limits := proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}
 	var payload bytes.Buffer
-	if fr, pool := b.takeAnyReady(t, p, cfg); fr != nil {
+	if fr, pool := b.takeAnyReady(ctx, t, p, cfg); fr != nil {
 		defer b.wantReady(pool)
 		cfg.UID = fr.uid
 		if err := cfg.Write(&payload, p.Stdin); err != nil {
