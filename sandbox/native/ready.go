@@ -137,7 +137,10 @@ func (b *Backend) jsEligible(p *sandbox.Prepared, cfg *boxinit.Config) bool {
 	if file := p.Command[1]; file == "" || strings.HasPrefix(file, "-") || file == "inspect" {
 		return false
 	}
-	return !p.Combined && len(p.Stdin) == 0 && slices.Equal(p.Env, b.jsEnv) && shape(cfg) == b.js.shape
+	// A ready node started under the default memory limit: under a lower one, only a
+	// start of its own says whether node fits.
+	return !p.Combined && len(p.Stdin) == 0 && p.Limits.Memory >= b.js.limits.Memory &&
+		slices.Equal(p.Env, b.jsEnv) && shape(cfg) == b.js.shape
 }
 
 // takeAnyReady returns a ready run made on t that p can take, and its pool; nil when

@@ -348,3 +348,42 @@ func TestWarmJSReadyGivenUp(t *testing.T) {
 		t.Errorf("after Close: %v %v", left, err)
 	}
 }
+
+// TestWarmJSIneligible: a run that is not exactly node running a file as the
+// language runs it, with what a ready node started with, never takes a JavaScript
+// ready run, and runs as it would otherwise.
+func TestWarmJSIneligible(t *testing.T) {
+	b := newWarmBackend(t)
+	code := "console.log(require('fs').readFileSync(0, 'utf8').length, process.env.X || '', process.execArgv.join(' '))\n"
+	js := func(f func(*sandbox.Spec)) sandbox.Spec {
+		s := sandbox.Spec{Language: "javascript", Code: code}
+		f(&s)
+		return s
+	}
+	cases := map[string]struct {
+		spec sandbox.Spec
+		want string
+	}{
+		"stdin":       {js(func(s *sandbox.Spec) { s.Stdin = []byte("abc") }), "3  \n"},
+		"combined":    {js(func(s *sandbox.Spec) { s.Combined = true }), "0  \n"},
+		"env":         {js(func(s *sandbox.Spec) { s.Env = map[string]string{"X": "y"} }), "0 y \n"},
+		"less_memory": {js(func(s *sandbox.Spec) { s.Limits.Memory = 128 << 20 }), "0  \n"},
+		"tmp_size":    {js(func(s *sandbox.Spec) { s.Limits.TmpSize = 1 << 20 }), "0  \n"},
+		"node_option": {sandbox.Spec{Command: []string{"/usr/bin/node", "--no-warnings", "main.js"}, Env: map[string]string{"NO_COLOR": "1", "NODE_DISABLE_COLORS": "1"},
+			Files: []sandbox.File{{Name: "main.js", Content: []byte(code)}}}, "0  --no-warnings\n"},
+	}
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
+		t.Run(name, func(t *testing.T) {
+			c := cases[name]
+			jsReady(t, b)
+			before := native.JSReady(b).Taken
+			res, err := b.Run(context.Background(), c.spec)
+			if err != nil || res.Status != sandbox.StatusOK || res.Stdout != c.want {
+				t.Fatalf("%s: %v %q %q, want stdout %q", describeResult(res), err, res.Stdout, res.Stderr, c.want)
+			}
+			if after := native.JSReady(b).Taken; after != before {
+				t.Errorf("the run took a JavaScript ready run")
+			}
+		})
+	}
+}
