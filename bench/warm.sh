@@ -177,10 +177,12 @@ echo "- rounds: $rounds (interleaved; medians over rounds); load average $load_b
 echo
 echo "| tool | p50 ms | p99 ms | runs/s, 1 client | runs/s, 2 clients | p50 ÷ bare |"
 echo "|---|---:|---:|---:|---:|---:|"
-row() { # LABEL KEY KEY2
-  local two=-
+row() { # LABEL KEY [KEY2 [norate]]: norate for runs with pauses between them
+  local two=- one
   [[ -n ${3-} ]] && two=$(median "$3.rps")
-  echo "| $1 | $(median "$2.p50") | $(median "$2.p99") | $(rate "$2") | $two | $(ratio "$2.p50" bare.p50) |"
+  one=$(rate "$2")
+  [[ -n ${4-} ]] && one=-
+  echo "| $1 | $(median "$2.p50") | $(median "$2.p99") | $one | $two | $(ratio "$2.p50" bare.p50) |"
 }
 row "bare /usr/bin/python3 -I -S (no isolation)" bare bare2
 row "bwrap, comparable isolation, no limits" bwrap bwrap2
@@ -190,7 +192,7 @@ row "runbox native cold (box built per run)" cold cold2
 row "runbox native warm (forked from the zygote)" warm warm2
 row "runbox native cold, JavaScript console.log(1)" jscold
 row "runbox native warm, JavaScript console.log(1), back to back" jswarm
-row "runbox native warm, JavaScript console.log(1), 150–300 ms apart" jspaced
+row "runbox native warm, JavaScript console.log(1), 150–300 ms apart" jspaced "" norate
 echo
 echo "runbox times Backend.Run of a language spec (code written to /work/main.py, all"
 echo "limits, its own cgroup); the others are timed around Python's subprocess.run."
