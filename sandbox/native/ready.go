@@ -43,6 +43,14 @@ import (
 // readyStart bounds the wait for a ready run to say it is ready.
 const readyStart = 10 * time.Second
 
+// A ready run that could not be made is tried again readyRetry later, twice as late
+// after each failure in a row, up to readyRetryMax: a JavaScript one costs a node
+// start, which a broken node would otherwise repeat ten times a second.
+const (
+	readyRetry    = 100 * time.Millisecond
+	readyRetryMax = 30 * time.Second
+)
+
 // readyIdle is how long JavaScript ready runs are kept after the last run that could
 // have taken one. A variable for tests.
 var readyIdle = time.Minute
@@ -70,6 +78,7 @@ type readyPool struct {
 	// counts those being made, awaited the runs waiting for one of them.
 	parallel        bool
 	making, awaited atomic.Int32
+	failed          atomic.Int32 // failures in a row
 
 	// A pool kept on demand (JavaScript) makes runs only while active: from a run
 	// that could take one until readyIdle after the last such run.
@@ -313,7 +322,7 @@ func (b *Backend) fillReady(pool *readyPool) {
 }
 
 // makeReady makes one ready run of pool on the current template and puts it in the
-// pool; after a failure it asks again, 100 ms later.
+// pool; after a failure it asks again later.
 func (b *Backend) makeReady(pool *readyPool) {
 	b.tmplMu.Lock()
 	t := b.tmpl
@@ -325,14 +334,17 @@ func (b *Backend) makeReady(pool *readyPool) {
 	defer pool.making.Add(-1)
 	fr, err := b.prepareReady(t, pool)
 	if err != nil {
-		b.log.Debug("native: ready run", "kind", pool.name, "err", err)
+		n := pool.failed.Add(1)
+		retry := min(readyRetry<<min(n-1, 16), readyRetryMax)
+		b.log.Debug("native: ready run", "kind", pool.name, "err", err, "retry_in", retry)
 		select {
 		case <-b.stopWarm:
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(retry):
 			b.wantReady(pool)
 		}
 		return
 	}
+	pool.failed.Store(0)
 	pool.made.Add(1)
 	pool.madeCPU.Add(int64(fr.base.CPU))
 	b.mu.Lock()
