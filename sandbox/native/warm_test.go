@@ -280,6 +280,10 @@ func TestWarmJSMatchesCold(t *testing.T) {
 		"order":              js("setTimeout(() => console.log('t'), 0); setImmediate(() => console.log('i'));\nprocess.nextTick(() => console.log('n')); Promise.resolve().then(() => console.log('p'))\n"),
 		"descriptors": js("const fs = require('fs');\nconsole.log(fs.openSync('main.js'), fs.readdirSync('/proc/self/fd').map(f => f + ' ' +\n" +
 			"  (() => { try { return fs.readlinkSync('/proc/self/fd/' + f).replace(/[0-9]+/g, 'N') } catch { return '-' } })()))\n"),
+		"confined": js("const fs = require('fs');\n" +
+			"console.log(fs.readFileSync('/proc/self/status', 'utf8').split('\\n').filter(l => /^(Cap|NoNewPrivs|Seccomp)/.test(l)).join('\\n'));\n" +
+			"for (const f of ['/etc/x', '/usr/x', '/x', '/proc/1/environ']) { try { fs.writeFileSync(f, 'x'); console.log(f, 'written') } catch (e) { console.log(f, e.code) } }\n" +
+			"console.log(process.getuid() >= 1000, require('os').getPriority(), fs.readFileSync('/proc/self/limits', 'utf8'))\n"),
 		"worker": js("const { Worker } = require('worker_threads');\nconst w = new Worker('console.log(process.argv, process.execArgv); null.x', { eval: true });\n" +
 			"w.on('error', e => { console.log(e.stack); process.exitCode = 2 })\n"),
 		"esm": {Language: "javascript", CodeFile: "main.mjs",
