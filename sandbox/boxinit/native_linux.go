@@ -222,8 +222,8 @@ func bindDevice(root, dev string) error {
 	return unix.Mount("", root+dev, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NOEXEC, "")
 }
 
-// writeEtc writes the box's minimal /etc: who the users are, and names that resolve
-// without a network.
+// writeEtc writes the box's minimal /etc: who the users are, names that resolve
+// without a network, and runbox's bootstrap of JavaScript ready runs.
 func writeEtc(root, hostname string) error {
 	etc := root + "/etc"
 	// The program's user: UID, or one of the slots of a warm template's runs.
@@ -232,7 +232,12 @@ func writeEtc(root, hostname string) error {
 		fmt.Fprintf(&users, "sandbox:x:%d:%d:sandbox:/work:/bin/sh\n", id, id)
 		fmt.Fprintf(&groups, "sandbox:x:%d:\n", id)
 	}
-	if err := os.MkdirAll(etc, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(etc, "runbox"), 0o755); err != nil {
+		return err
+	}
+	// Every box has the bootstrap of JavaScript ready runs, not only a warm
+	// template's: what a run sees of its root is the same either way.
+	if err := os.WriteFile(root+NodeReady, []byte(nodeReadySource), 0o644); err != nil {
 		return err
 	}
 	for name, content := range map[string]string{

@@ -11,6 +11,8 @@
 #   H, the program: sets the rlimits, leaves the session, becomes the run's uid (which
 #     drops every capability), sets no_new_privs, Landlock and the seccomp filter, then
 #     runs the code (Python in this interpreter, already started) or execs the command.
+#     H of a ready run does all that before its run is known, and waits for its config:
+#     in this interpreter, or in the program it execs (a JavaScript ready run's node).
 #
 # G is made with a bare clone(2), not os.fork: one process fewer per run than forking a
 # child that unshares and forks again. The zygote has one thread and holds the GIL
@@ -359,15 +361,19 @@ def rehearse(cfg, uid):
     flush()
 
 
-def program(cfg, uid, stdin, out, err, errw, cfgr):
+def program(cfg, uid, stdin, out, err, errw, cfgr, early):
     """H: never returns. A ready run (cfgr >= 0) is confined with its template's
-    defaults, says so on errw, and waits for its run's config on cfgr."""
+    defaults, says so on errw, and waits for its run's config on cfgr; one made to exec
+    early execs its template's command first, which does both itself (see exec_early)."""
     exe = None
     # What a fresh interpreter has: pid 1 ignores SIGINT, and an ignored signal would
     # stay ignored in the program, exec'd or not (a caught one is reset by exec).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         confine(cfg, uid)
+        if early:
+            exe = look_path(cfg["argv"][0], cfg.get("env") or [])
+            exec_early(cfg, exe, out, err, cfgr, errw)
         if cfgr >= 0:
             rehearse(cfg, uid)
             os.write(errw, b"r")
@@ -408,18 +414,53 @@ def program(cfg, uid, stdin, out, err, errw, cfgr):
     run_python(script, argv)
 
 
+# Where exec_early puts a ready run's config pipe and report pipe: far above what the
+# program opens as it starts, so that those descriptors get the numbers they get in a
+# run that is exec'd with 0, 1 and 2 only (node-ready.js has the same numbers).
+EARLY_CONFIG_FD, EARLY_REPORT_FD = 100, 101
+
+
+def exec_early(cfg, exe, out, err, cfgr, errw):
+    """Execs a ready run's program before its run is known, confined, in /, with
+    stdin /dev/null, its output on 1 and 2, the config pipe on EARLY_CONFIG_FD and the
+    report pipe on EARLY_REPORT_FD: the program says "r" on the report pipe once it
+    waits for its config, reads the config, writes the input files, changes to /work
+    and closes both pipes as the run's code starts (sandbox/boxinit/node-ready.js).
+    Never returns."""
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    fds = {0: null, 1: out, 2: err, EARLY_CONFIG_FD: cfgr, EARLY_REPORT_FD: errw}
+    high = {to: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 128) for to, fd in fds.items()}
+    for to, fd in high.items():
+        os.dup2(fd, to)  # inheritable
+    try:
+        os.closerange(3, EARLY_CONFIG_FD)
+        os.closerange(EARLY_REPORT_FD + 1, 1 << 20)
+        # Not yet /work: what the program looks up there as it starts (node, the
+        # package.json of its preload's parent) would be looked up before the files
+        # are; it changes to /work once they are.
+        os.chdir("/")
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        env = cfg.get("env") or []
+        os.execve(exe, cfg["argv"], dict(kv.split("=", 1) for kv in env))
+    except OSError as e:
+        os.write(EARLY_REPORT_FD, json.dumps({"stage": "exec", "error": f"exec {exe}: {e.strerror}"}).encode())
+    os._exit(127)
+
+
 def pid1(data, fds, parsed):
     """G: pid 1 of the run's namespaces. Never returns.
 
     The message's first byte: "i", the run's config follows; "p", it comes on the
     first fd's pipe; "w", a ready run: what follows is the template's default config
     (parsed is read_config's outcome for it, when the zygote has it), and the run's
-    own comes later on the first fd's pipe, to the program."""
+    own comes later on the first fd's pipe, to the program; "e", a ready run whose
+    program execs its config's command before its run is known (exec_early)."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     SOCK.close()
     mode, cfgr = data[:1], -1
-    if mode in (b"p", b"w"):
+    if mode in (b"p", b"w", b"e"):
         cfgr, fds = fds[0], fds[1:]
     if mode == b"p":
         data = data[:2] + read_all(cfgr)
@@ -460,7 +501,7 @@ def pid1(data, fds, parsed):
     if h == 0:
         os.close(errr)
         os.close(status)
-        program(cfg, uid, stdin, out, err, errw, cfgr)
+        program(cfg, uid, stdin, out, err, errw, cfgr, mode == b"e")
     os.close(errw)
     for fd in {stdin, out, err, cfgr} - {None, -1}:
         os.close(fd)
@@ -475,8 +516,8 @@ def pid1(data, fds, parsed):
                 call()
             except OSError:
                 pass
+    msg += read_all(errr)  # until the program's exec, or its code's start
     started = time.time_ns()
-    msg += read_all(errr)
     st, ended = {"started": True}, None
     if msg:
         try:
@@ -551,10 +592,10 @@ def serve():
             continue
         if not data:
             return
-        # The message: "i", "p" or "w" (see pid1), then "l" (the run has a loopback
-        # of its own) or "n"; the fds are the config pipe ("p", "w"), the run's
-        # stdout, stderr and status pipes, then its cgroup's join files.
-        piped = data[:1] in (b"p", b"w")
+        # The message: "i", "p", "w" or "e" (see pid1), then "l" (the run has a
+        # loopback of its own) or "n"; the fds are the config pipe ("p", "w", "e"),
+        # the run's stdout, stderr and status pipes, then its cgroup's join files.
+        piped = data[:1] in (b"p", b"w", b"e")
         if len(data) < 2 or len(fds) < 3 + piped:
             for fd in fds:
                 os.close(fd)
@@ -562,7 +603,7 @@ def serve():
         flags = base
         if S.get("netns") or data[1:2] == b"l":
             flags |= CLONE_NEWNET
-        parsed = ready_config(data) if data[:1] == b"w" else None
+        parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
         pid = pylib.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | signal.SIGCHLD), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
         if pid == 0:
             pid1(data, fds, parsed)

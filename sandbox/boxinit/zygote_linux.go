@@ -23,6 +23,14 @@ import (
 //go:embed zygote.py
 var zygoteSource string
 
+// NodeReady is where every native box has the bootstrap of a JavaScript ready run
+// (node-ready.js): node preloads it to wait for the run's config and write its files
+// before node runs the run's file as its main module.
+const NodeReady = "/etc/runbox/node-ready.js"
+
+//go:embed node-ready.js
+var nodeReadySource string
+
 // zygoteSettings is the policy the Go side works out and the zygote applies to each
 // run's program: nothing in zygote.py decides what a run may do.
 type zygoteSettings struct {

@@ -82,14 +82,13 @@ type Backend struct {
 	tmplFailed   bool
 	tmplRetry    time.Time
 
-	// Ready runs (ready.go): made on the template ahead of runs of readyShape.
-	ready       chan *forkRun
-	readyWanted chan struct{}
-	readyCfg    *boxinit.Config // nil: no ready runs
-	readyLimits proc.Resources
-	readyShape  string // shape(readyCfg)
-	readyOnce   sync.Once
-	readyNames  map[string]bool // their cgroups, for Leftovers (under mu)
+	// Ready runs (ready.go), made on the template ahead of runs: Python's (nil: none)
+	// and JavaScript's (nil: none; jsNode and jsEnv are the language's node and
+	// environment).
+	py, js     *readyPool
+	jsNode     string
+	jsEnv      []string
+	readyNames map[string]bool // their cgroups, for Leftovers (under mu)
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -125,10 +124,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.landlock = true
 	}
 	if cfg.Warm >= 0 {
-		n := b.readyCount()
-		b.ready, b.readyWanted, b.readyNames = make(chan *forkRun, n), make(chan struct{}, n), make(map[string]bool)
-		if c, limits, err := b.defaultConfig(); err == nil {
-			b.readyCfg, b.readyLimits, b.readyShape = c, limits, shape(c)
+		b.readyNames = make(map[string]bool)
+		b.newPools()
+		for _, pool := range []*readyPool{b.py, b.js} {
+			if pool != nil {
+				b.filler.Add(1)
+				go b.fillReady(pool)
+			}
 		}
 	}
 	return b, nil
@@ -144,7 +146,8 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	close(b.stopWarm)
-	b.filler.Wait() // the cold pool's filler, and a template starting
+	b.stopIdle()
+	b.filler.Wait() // the fillers, and a template starting
 	b.runs.Wait()
 	b.tmplMu.Lock()
 	b.dropTemplateLocked()

@@ -2,6 +2,7 @@ package native_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -25,9 +26,51 @@ func BenchmarkWarmPython(b *testing.B) { benchSpec(b, newWarmBackend(b), pyPrint
 // BenchmarkColdPython is print(1) in Python in a box built for the run.
 func BenchmarkColdPython(b *testing.B) { benchSpec(b, newColdBackend(b), pyPrint) }
 
-// BenchmarkWarmJavaScript is console.log(1), forked from the warm template (node is
-// exec'd: it cannot be forked started).
-func BenchmarkWarmJavaScript(b *testing.B) { benchSpec(b, newWarmBackend(b), jsPrint) }
+// BenchmarkWarmJavaScript is console.log(1) back to back, forked from the warm
+// template: a run takes a JavaScript ready run (node started and confined, waiting
+// for the run) when one was made in time, and execs node otherwise. Timing starts
+// with the ready runs made.
+func BenchmarkWarmJavaScript(b *testing.B) { benchJS(b, nil) }
+
+// BenchmarkWarmJavaScriptPaced is BenchmarkWarmJavaScript with a pause before each
+// run, 150, 200, 250, 300 ms in turn, as an agent makes them (the pauses are not
+// timed): the pauses give the ready runs time to be made.
+func BenchmarkWarmJavaScriptPaced(b *testing.B) {
+	benchJS(b, []time.Duration{150 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond, 300 * time.Millisecond})
+}
+
+// benchJS runs jsPrint once per op after a pause from pauses in turn (none: back to
+// back), once the JavaScript ready runs the first run asked for are made. Besides p50
+// and p99 it reports the share of runs that took a ready run and the CPU time of
+// making one.
+func benchJS(b *testing.B, pauses []time.Duration) {
+	be := newWarmBackend(b)
+	mustRun(b, be, jsPrint)
+	for deadline := time.Now().Add(30 * time.Second); native.JSReady(be).Waiting < runtime.NumCPU(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("no JavaScript ready runs made in 30 s")
+		}
+	}
+	before := native.JSReady(be)
+	times := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		if len(pauses) > 0 {
+			b.StopTimer()
+			time.Sleep(pauses[len(times)%len(pauses)])
+			b.StartTimer()
+		}
+		start := time.Now()
+		mustRun(b, be, jsPrint)
+		times = append(times, time.Since(start))
+	}
+	after := native.JSReady(be)
+	reportP50(b, times)
+	reportP99(b, times)
+	b.ReportMetric(100*float64(after.Taken-before.Taken)/float64(len(times)), "ready-%")
+	if after.Made > 0 {
+		b.ReportMetric(float64(after.MadeCPU)/float64(after.Made)/float64(time.Millisecond), "ready-cpu-ms")
+	}
+}
 
 // BenchmarkColdJavaScript is console.log(1) in a box built for the run.
 func BenchmarkColdJavaScript(b *testing.B) { benchSpec(b, newColdBackend(b), jsPrint) }

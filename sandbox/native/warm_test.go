@@ -3,7 +3,10 @@ package native_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,5 +205,222 @@ func TestWarmTemplateDies(t *testing.T) {
 	res, err = b.Run(ctx, spec)
 	if err != nil || res.Status != sandbox.StatusOK || strings.TrimSpace(res.Stdout) != "True" {
 		t.Fatalf("run with the new template: %s: %v %q", describeResult(res), err, res.Stdout)
+	}
+}
+
+// jsReady waits until b has a JavaScript ready run waiting, asking for them first
+// with a run that goes the usual way when none is kept yet.
+func jsReady(t *testing.T, b *native.Backend) {
+	t.Helper()
+	if native.JSReady(b).Waiting == 0 {
+		if _, err := b.Run(context.Background(), sandbox.Spec{Language: "javascript", Code: "\n"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if native.JSReady(b).Waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JavaScript ready run was made in 30 s")
+		}
+	}
+}
+
+// runJSReady runs spec, which must take a JavaScript ready run, and returns its result.
+func runJSReady(t *testing.T, b *native.Backend, spec sandbox.Spec) *sandbox.Result {
+	t.Helper()
+	jsReady(t, b)
+	before := native.JSReady(b).Taken
+	res, err := b.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := native.JSReady(b).Taken; after != before+1 {
+		t.Fatalf("the run took no JavaScript ready run (%d taken before, %d after)", before, after)
+	}
+	return res
+}
+
+// jsLeakSet leaves behind what a Node program can: globals, prototypes, files in
+// every writable place, environment, a detached process, timers, a worker.
+const jsLeakSet = `
+const fs = require('fs'), cp = require('child_process');
+globalThis.LEAK = 1; Object.prototype.leak = 1; require('path').LEAK = 1;
+process.env.LEAK = '1';
+for (const d of ['/work', '/tmp', '/dev/shm']) fs.writeFileSync(d + '/leak', 'x');
+cp.spawn('/bin/sleep', ['60'], { detached: true, stdio: 'ignore' }).unref();
+setTimeout(() => {}, 60000).unref();
+setInterval(() => {}, 1000).unref();
+new (require('worker_threads').Worker)('setInterval(() => {}, 1000)', { eval: true }).unref();
+process.on('exit', () => {});
+console.log(process.pid);
+`
+
+// jsLeakCheck prints what it finds of jsLeakSet's run; a clean run prints "clean".
+const jsLeakCheck = `
+const fs = require('fs');
+const found = [];
+if (globalThis.LEAK || ({}).leak || require('path').LEAK) found.push('globals');
+if (process.env.LEAK || fs.readFileSync('/proc/self/environ', 'latin1').includes('LEAK')) found.push('env');
+for (const d of ['/work', '/tmp', '/dev/shm']) if (fs.existsSync(d + '/leak')) found.push('file ' + d);
+if (fs.readdirSync('/work').join() !== 'main.js') found.push('work ' + fs.readdirSync('/work'));
+const procs = fs.readdirSync('/proc').filter(p => /^[0-9]+$/.test(p)).map(Number).sort((a, b) => a - b);
+if (procs.join() !== [1, process.pid].join()) found.push('processes ' + procs);
+if (process.listenerCount('exit') || process._getActiveHandles().length) found.push('handles');
+if (process.execArgv.length || process.argv.join() !== [process.execPath, '/work/main.js', 'a'].join()) found.push('argv ' + process.execArgv + ' ' + process.argv);
+if (Object.keys(require.cache).join() !== '/work/main.js') found.push('modules ' + Object.keys(require.cache));
+console.log(found.join(' ') || 'clean');
+`
+
+// TestWarmJSRunsLeakNothing: a JavaScript run that takes a ready run sees nothing of
+// the one before it, nor of the bootstrap that waited for it.
+func TestWarmJSRunsLeakNothing(t *testing.T) {
+	b := newWarmBackend(t)
+	res := runJSReady(t, b, sandbox.Spec{Language: "javascript", Code: jsLeakSet})
+	if res.Status != sandbox.StatusOK {
+		t.Fatalf("%s: %s", describeResult(res), res.Stderr)
+	}
+	for range 2 {
+		res := runJSReady(t, b, sandbox.Spec{Language: "javascript", Code: jsLeakCheck, Args: []string{"a"}})
+		if res.Status != sandbox.StatusOK || strings.TrimSpace(res.Stdout) != "clean" {
+			t.Errorf("after a run that left things behind: %s %q %q", describeResult(res), res.Stdout, res.Stderr)
+		}
+	}
+}
+
+// TestWarmJSMatchesCold: what a JavaScript run that takes a ready run did is what the
+// same spec does in a box built for it, byte for byte: output, exit, verdict.
+func TestWarmJSMatchesCold(t *testing.T) {
+	warm, cold := newWarmBackend(t), newColdBackend(t)
+	js := func(code string) sandbox.Spec { return sandbox.Spec{Language: "javascript", Code: code} }
+	cases := map[string]sandbox.Spec{
+		"ok":                 js("console.log(1, process.argv.slice(1), require.main === module, module.id);\nconsole.error('e');\n"),
+		"stack":              js("function f() { return new Error('x').stack }\nconsole.log(f())\n"),
+		"syntax_error":       js("const x = 1;\nconsole.log((\"a\";\n"),
+		"syntax_error_end":   js("console.log((\"a\"\n"),
+		"runtime_error":      js("const x = 1;\nthrow new TypeError(\"boom\");\n"),
+		"nested_error":       js("function f() { null.x }\nfunction g() { f() }\ng()\n"),
+		"throw_value":        js("throw 42\n"),
+		"exit_code":          js("console.log('a');\nprocess.exit(3);\n"),
+		"exit_code_property": js("process.exitCode = 5\n"),
+		"unhandled":          js("Promise.reject(new RangeError('r'))\n"),
+		"async_error":        js("async function f() { await null; throw new Error('late') }\nf()\n"),
+		"timer_error":        js("setTimeout(() => { throw new Error('timer') }, 1)\n"),
+		"signal":             js("process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 1000)\n"),
+		"json_parse":         js("JSON.parse('{bad')\n"),
+		"require_missing":    js("require('./nope')\n"),
+		"order":              js("setTimeout(() => console.log('t'), 0); setImmediate(() => console.log('i'));\nprocess.nextTick(() => console.log('n')); Promise.resolve().then(() => console.log('p'))\n"),
+		"descriptors": js("const fs = require('fs');\nconsole.log(fs.openSync('main.js'), fs.readdirSync('/proc/self/fd').map(f => f + ' ' +\n" +
+			"  (() => { try { return fs.readlinkSync('/proc/self/fd/' + f).replace(/[0-9]+/g, 'N') } catch { return '-' } })()))\n"),
+		"confined": js("const fs = require('fs');\n" +
+			"console.log(fs.readFileSync('/proc/self/status', 'utf8').split('\\n').filter(l => /^(Cap|NoNewPrivs|Seccomp)/.test(l)).join('\\n'));\n" +
+			"for (const f of ['/etc/x', '/usr/x', '/x', '/proc/1/environ']) { try { fs.writeFileSync(f, 'x'); console.log(f, 'written') } catch (e) { console.log(f, e.code) } }\n" +
+			"console.log(process.getuid() >= 1000, require('os').getPriority(), fs.readFileSync('/proc/self/limits', 'utf8'))\n"),
+		"worker": js("const { Worker } = require('worker_threads');\nconst w = new Worker('console.log(process.argv, process.execArgv); null.x', { eval: true });\n" +
+			"w.on('error', e => { console.log(e.stack); process.exitCode = 2 })\n"),
+		"esm": {Language: "javascript", CodeFile: "main.mjs",
+			Code: "import { sep } from 'node:path';\nconsole.log(sep, import.meta.url, process.argv.slice(1));\nawait null;\nnull.f();\n"},
+		"esm_syntax":     {Language: "javascript", CodeFile: "main.mjs", Code: "await 1;\nlet y = ;\n"},
+		"cjs":            {Language: "javascript", CodeFile: "main.cjs", Code: "console.log(__filename);\nundefinedFunction();\n"},
+		"package_type":   {Language: "javascript", Code: "console.log(typeof require)\n", Files: []sandbox.File{{Name: "package.json", Content: []byte(`{"type":"module"}`)}}},
+		"files_and_args": {Language: "javascript", Code: "console.log(require('./lib/a.js'), process.argv.slice(2))\n", Args: []string{"x", "--y"}, Files: []sandbox.File{{Name: "lib/a.js", Content: []byte("module.exports = 7\n")}}},
+	}
+	names := slices.Sorted(maps.Keys(cases))
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			spec := cases[name]
+			want, err := cold.Run(context.Background(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := runJSReady(t, warm, spec)
+			type view struct {
+				Status           sandbox.Status
+				ExitCode, Signal any
+				Stdout, Stderr   string
+				Diagnostic       any
+			}
+			v := func(r *sandbox.Result) view {
+				return view{r.Status, r.ExitCode, r.Signal, r.Stdout, r.Stderr, r.Diagnostic}
+			}
+			if g, w := v(got), v(want); !reflect.DeepEqual(g, w) {
+				t.Errorf("ready run:\n%+v\ncold:\n%+v", g, w)
+			}
+		})
+	}
+}
+
+// TestWarmJSReadyGivenUp: JavaScript ready runs are made only once JavaScript runs
+// come, and given up when none came for a while, and at Close, leaving nothing.
+func TestWarmJSReadyGivenUp(t *testing.T) {
+	defer native.SetReadyIdle(time.Second)()
+	b := newWarmBackend(t)
+	ctx := context.Background()
+	for range 3 {
+		if res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "print(1)\n"}); err != nil || res.Status != sandbox.StatusOK {
+			t.Fatalf("%s: %v", describeResult(res), err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := native.JSReady(b); st.Made != 0 {
+		t.Fatalf("%d JavaScript ready runs made for Python runs", st.Made)
+	}
+	jsReady(t, b)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if native.JSReady(b).Waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("JavaScript ready runs kept 10 s after the last JavaScript run")
+		}
+	}
+	if left, err := b.Leftovers(ctx); err != nil || len(left) > 0 {
+		t.Errorf("after the JavaScript ready runs were given up: %v %v", left, err)
+	}
+
+	jsReady(t, b) // wanted again
+	b.Close()
+	if left, err := b.Leftovers(ctx); err != nil || len(left) > 0 {
+		t.Errorf("after Close: %v %v", left, err)
+	}
+}
+
+// TestWarmJSIneligible: a run that is not exactly node running a file as the
+// language runs it, with what a ready node started with, never takes a JavaScript
+// ready run, and runs as it would otherwise.
+func TestWarmJSIneligible(t *testing.T) {
+	b := newWarmBackend(t)
+	code := "console.log(require('fs').readFileSync(0, 'utf8').length, process.env.X || '', process.execArgv.join(' '))\n"
+	js := func(f func(*sandbox.Spec)) sandbox.Spec {
+		s := sandbox.Spec{Language: "javascript", Code: code}
+		f(&s)
+		return s
+	}
+	cases := map[string]struct {
+		spec sandbox.Spec
+		want string
+	}{
+		"stdin":       {js(func(s *sandbox.Spec) { s.Stdin = []byte("abc") }), "3  \n"},
+		"combined":    {js(func(s *sandbox.Spec) { s.Combined = true }), "0  \n"},
+		"env":         {js(func(s *sandbox.Spec) { s.Env = map[string]string{"X": "y"} }), "0 y \n"},
+		"less_memory": {js(func(s *sandbox.Spec) { s.Limits.Memory = 128 << 20 }), "0  \n"},
+		"tmp_size":    {js(func(s *sandbox.Spec) { s.Limits.TmpSize = 1 << 20 }), "0  \n"},
+		"node_option": {sandbox.Spec{Command: []string{"/usr/bin/node", "--no-warnings", "main.js"}, Env: map[string]string{"NO_COLOR": "1", "NODE_DISABLE_COLORS": "1"},
+			Files: []sandbox.File{{Name: "main.js", Content: []byte(code)}}}, "0  --no-warnings\n"},
+	}
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
+		t.Run(name, func(t *testing.T) {
+			c := cases[name]
+			jsReady(t, b)
+			before := native.JSReady(b).Taken
+			res, err := b.Run(context.Background(), c.spec)
+			if err != nil || res.Status != sandbox.StatusOK || res.Stdout != c.want {
+				t.Fatalf("%s: %v %q %q, want stdout %q", describeResult(res), err, res.Stdout, res.Stderr, c.want)
+			}
+			if after := native.JSReady(b).Taken; after != before {
+				t.Errorf("the run took a JavaScript ready run")
+			}
+		})
 	}
 }

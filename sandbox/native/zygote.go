@@ -220,7 +220,7 @@ func (b *Backend) startTemplateLocked() {
 			t.close()
 		default:
 			b.tmpl, b.tmplFailed = t, false
-			b.startReady()
+			b.readyTemplate()
 			b.mu.Lock()
 			b.idle[t.bx.proc.Pid()] = t.bx.proc.CgroupName()
 			for _, pid := range children(t.bx.proc.Pid()) {
@@ -332,11 +332,11 @@ func (fr *forkRun) close() {
 var errNotTaken = errors.New("the warm template took no run")
 
 // launch hands the zygote a run with the config payload (boxinit.Config.Write's
-// bytes) as uid, in the message when it fits and on a pipe otherwise; a ready run's
-// payload is the template's default config, and its own comes later on the pipe. On
-// an error everything is given back, uid included; errNotTaken says the zygote took
-// nothing.
-func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready, loopback, combined bool) (*forkRun, error) {
+// bytes) as uid, in the message when it fits and on a pipe otherwise. A ready run
+// (ready is its message head, 'w' or 'e'; 0 for a run) has its pool's config as its
+// payload, and its own comes later on the pipe. On an error everything is given
+// back, uid included; errNotTaken says the zygote took nothing.
+func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready byte, loopback, combined bool) (*forkRun, error) {
 	fr := &forkRun{t: t, uid: uid, limits: limits, writeErr: make(chan error, 1)}
 	g, err := proc.NewGroup(limits)
 	if err != nil {
@@ -354,8 +354,8 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	}
 	head := []byte("in")
 	switch {
-	case ready:
-		head[0] = 'w'
+	case ready != 0:
+		head[0] = ready
 	case len(payload) > maxMessage:
 		head[0] = 'p'
 	}
@@ -397,7 +397,7 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	fr.st = bufio.NewReader(io.LimitReader(fr.stR, statusLimit))
 	if head[0] == 'p' {
 		fr.writeConfig(payload)
-	} else if !ready {
+	} else if ready == 0 {
 		fr.writeErr <- nil
 	}
 	return fr, nil
@@ -432,8 +432,8 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 	cfg := b.initConfig(p)
 	limits := proc.Resources{Memory: lim.Memory, Pids: int64(lim.Processes) + initPids}
 	var payload bytes.Buffer
-	if fr := b.takeReady(t, cfg); fr != nil {
-		defer b.wantReady()
+	if fr, pool := b.takeAnyReady(ctx, t, p, cfg); fr != nil {
+		defer b.wantReady(pool)
 		cfg.UID = fr.uid
 		if err := cfg.Write(&payload, p.Stdin); err != nil {
 			fr.close()
@@ -450,7 +450,7 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		}
 		started := time.Now()
 		fr.writeConfig(payload.Bytes())
-		b.log.Debug("native: ready run", "run", p.RunID, "uid", fr.uid)
+		b.log.Debug("native: ready run", "run", p.RunID, "kind", pool.name, "uid", fr.uid)
 		r, err := b.supervise(ctx, p, res, out, fr, fr.base, started)
 		return r, err, true
 	}
@@ -464,7 +464,7 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		return nil, err, true
 	}
 	started := time.Now()
-	fr, err := b.launch(t, uid, limits, payload.Bytes(), false, lim.Network == api.NetworkLoopback, p.Combined)
+	fr, err := b.launch(t, uid, limits, payload.Bytes(), 0, lim.Network == api.NetworkLoopback, p.Combined)
 	if errors.Is(err, errNotTaken) {
 		b.log.Warn("native: replacing the warm template", "err", err)
 		b.tmplMu.Lock()
@@ -556,6 +556,11 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	// removes the cgroup once pid 1 is gone.
 	readers.Wait()
 	wall := time.Since(started)
+	if st.EndedNS > 0 {
+		at := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(started) }
+		b.log.Debug("native: timings", "run", p.RunID, "program_started", at(st.ProgramNS),
+			"box_empty", at(st.EndedNS), "result", wall)
+	}
 	usage, uerr := g.Usage()
 	if werr := <-fr.writeErr; werr != nil && st.Stage == "" && !st.Started {
 		return nil, fmt.Errorf("send the config: %w", werr)

@@ -1,0 +1,31 @@
+package native
+
+import "time"
+
+// ReadyStats says what became of a kind of ready runs.
+type ReadyStats struct {
+	Eligible int64         // runs that could have taken one (kinds kept on demand)
+	Taken    int64         // runs that took one
+	Made     int64         // ready runs made
+	MadeCPU  time.Duration // the CPU time of making them
+	Waiting  int           // ready runs waiting now
+}
+
+// JSReady returns the stats of b's JavaScript ready runs: tests see which way their
+// runs went.
+func JSReady(b *Backend) ReadyStats {
+	p := b.js
+	if p == nil {
+		return ReadyStats{}
+	}
+	return ReadyStats{Eligible: p.eligible.Load(), Taken: p.taken.Load(), Made: p.made.Load(),
+		MadeCPU: time.Duration(p.madeCPU.Load()), Waiting: len(p.runs)}
+}
+
+// SetReadyIdle sets how long JavaScript ready runs are kept without a run wanting
+// one, for the backends made until restore is called.
+func SetReadyIdle(d time.Duration) (restore func()) {
+	old := readyIdle
+	readyIdle = d
+	return func() { readyIdle = old }
+}
