@@ -2,9 +2,12 @@ package native_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +31,63 @@ func BenchmarkTrue(b *testing.B) { benchRuns(b, newWarmBackend(b), trueCmd) }
 // BenchmarkTrueCold is BenchmarkTrue with no warm boxes: each run waits for its box to
 // be built.
 func BenchmarkTrueCold(b *testing.B) { benchRuns(b, newColdBackend(b), trueCmd) }
+
+// BenchmarkTrueNamespacesOnly is a floor under BenchmarkTrue and BenchmarkTrueCold:
+// /bin/true started by os/exec in new user, pid, mount, ipc and uts namespaces, and
+// nothing else (no root, cgroup, limits, seccomp or output capture).
+func BenchmarkTrueNamespacesOnly(b *testing.B) {
+	var times []time.Duration
+	for b.Loop() {
+		c := exec.Command(trueCmd[0])
+		c.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		}
+		start := time.Now()
+		if err := c.Run(); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(start))
+	}
+	reportP50(b, times)
+}
+
+// BenchmarkTruePrestarted is the floor under a warm BenchmarkTrue: a process started
+// ahead of time (/bin/sh, blocked reading a pipe) is told to exec /bin/true, and its
+// end is waited for: one wake-up, the exec, the exit and the reaping, no isolation.
+// Only that part is timed.
+func BenchmarkTruePrestarted(b *testing.B) {
+	var times []time.Duration
+	for b.Loop() {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := exec.Command("/bin/sh", "-c", "read word; exec "+trueCmd[0])
+		c.Stdin = r
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+		time.Sleep(20 * time.Millisecond) // started, and blocked in read
+		start := time.Now()
+		if _, err := w.Write([]byte("go\n")); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(start))
+		w.Close()
+	}
+	reportP50(b, times)
+	var sum time.Duration
+	for _, t := range times {
+		sum += t
+	}
+	b.ReportMetric(float64(sum)/float64(len(times))/float64(time.Millisecond), "mean-ms")
+}
 
 // BenchmarkPythonPrint is print(1) by /usr/bin/python3 -I -S in a box, from a warm pool.
 func BenchmarkPythonPrint(b *testing.B) { benchRuns(b, newWarmBackend(b), printCmd) }
