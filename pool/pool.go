@@ -142,10 +142,8 @@ type Future struct {
 // Wait returns the task's JSON result, or ctx's error if ctx ends first. While the
 // task runs on a worker whose stdout nobody reads, Wait reads the answer itself.
 func (f *Future) Wait(ctx context.Context) (json.RawMessage, error) {
-	select {
-	case <-f.done:
+	if f.finished() {
 		return f.result, f.err
-	default:
 	}
 	if w := f.on.Load(); w != nil {
 		w.readFor(ctx, f)

@@ -110,7 +110,7 @@ func (w *worker) readLoop() {
 		if !w.take() {
 			continue // the holder wakes us when it gives the token back
 		}
-		w.readWhile(w.busy, func() { runtime.Gosched() }) // let the waiter woken run before our next read
+		w.readWhile(w.busy, runtime.Gosched) // let the waiter woken run before our next read
 		w.give()
 	}
 }
@@ -140,8 +140,7 @@ func (w *worker) readWhile(more func() bool, after func()) {
 	for !w.eof && more() && !w.gone() {
 		line, err := w.readFrame()
 		switch {
-		case err == nil || errors.Is(err, errFrameTooLong):
-			w.pool.answer(w, string(line), err != nil)
+		case w.handOn(line, err):
 			if after != nil {
 				after()
 			}
@@ -151,6 +150,16 @@ func (w *worker) readWhile(more func() bool, after func()) {
 			w.eof = true // io.EOF, or the file closed
 		}
 	}
+}
+
+// handOn hands what readFrame gave to the pool: a frame, or the head of one too long.
+// It reports false when the read gave neither.
+func (w *worker) handOn(line []byte, err error) bool {
+	if err != nil && !errors.Is(err, errFrameTooLong) {
+		return false
+	}
+	w.pool.answer(w, string(line), err != nil)
+	return true
 }
 
 // readFrame reads one frame: a line without its "\n" or "\r\n". A frame over maxFrame
@@ -228,13 +237,7 @@ func (w *worker) drain() {
 	<-w.tok
 	_ = w.out.SetReadDeadline(time.Now().Add(drainWait))
 	for !w.eof {
-		line, err := w.readFrame()
-		switch {
-		case err == nil || errors.Is(err, errFrameTooLong):
-			w.pool.answer(w, string(line), err != nil)
-		default:
-			w.eof = true
-		}
+		w.eof = !w.handOn(w.readFrame())
 	}
 	w.closeStdout()
 }
