@@ -396,9 +396,7 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
         script = in_process(argv, env)
         if script is None:
             exe = look_path(argv[0], env)
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            os.execve(exe, argv, dict(kv.split("=", 1) for kv in env))
+            execve(exe, argv, env)
     except Failure as f:
         os.write(errw, json.dumps({"stage": f.stage, "error": str(f)}).encode())
         os._exit(127)
@@ -412,6 +410,14 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
     # The program is this process from here: the report pipe closes with the rest.
     os.close(errw)
     run_python(script, argv)
+
+
+def execve(exe, argv, env):
+    """Execs the program with the signal dispositions a fresh process has: the
+    interpreter ignores SIGPIPE and SIGXFSZ, and an ignored signal survives exec."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    os.execve(exe, argv, dict(kv.split("=", 1) for kv in env))
 
 
 # Where exec_early puts a ready run's config pipe and report pipe: far above what the
@@ -439,10 +445,7 @@ def exec_early(cfg, exe, out, err, cfgr, errw):
         # package.json of its preload's parent) would be looked up before the files
         # are; it changes to /work once they are.
         os.chdir("/")
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        env = cfg.get("env") or []
-        os.execve(exe, cfg["argv"], dict(kv.split("=", 1) for kv in env))
+        execve(exe, cfg["argv"], cfg.get("env") or [])
     except OSError as e:
         os.write(EARLY_REPORT_FD, json.dumps({"stage": "exec", "error": f"exec {exe}: {e.strerror}"}).encode())
     os._exit(127)

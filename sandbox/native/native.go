@@ -126,11 +126,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Warm >= 0 {
 		b.readyNames = make(map[string]bool)
 		b.newPools()
-		for _, pool := range []*readyPool{b.py, b.js} {
-			if pool != nil {
-				b.filler.Add(1)
-				go b.fillReady(pool)
-			}
+		for _, pool := range b.pools() {
+			b.filler.Add(1)
+			go b.fillReady(pool)
 		}
 	}
 	return b, nil

@@ -134,6 +134,17 @@ func (b *Backend) newPools() {
 	}
 }
 
+// pools returns the ready pools New made (a nil one is left out).
+func (b *Backend) pools() []*readyPool {
+	var ps []*readyPool
+	for _, pool := range []*readyPool{b.py, b.js} {
+		if pool != nil {
+			ps = append(ps, pool)
+		}
+	}
+	return ps
+}
+
 // jsEligible reports whether p may take a JavaScript ready run: its program is node
 // running a file, as the javascript language runs one, with its environment and
 // with nothing that is set when a process starts (stdin, a 2>&1, the limits the box
@@ -383,8 +394,8 @@ func (b *Backend) startReady(pool *readyPool) {
 // readyTemplate starts filling the pools of a new template: Python's always,
 // JavaScript's while its runs come.
 func (b *Backend) readyTemplate() {
-	for _, pool := range []*readyPool{b.py, b.js} {
-		if pool != nil && pool.wanting() {
+	for _, pool := range b.pools() {
+		if pool.wanting() {
 			b.startReady(pool)
 		}
 	}
@@ -425,10 +436,8 @@ func (b *Backend) giveUp(pool *readyPool) {
 
 // closeReady gives up the ready runs waiting (Close, or their template died).
 func (b *Backend) closeReady() {
-	for _, pool := range []*readyPool{b.py, b.js} {
-		if pool != nil {
-			b.closePool(pool)
-		}
+	for _, pool := range b.pools() {
+		b.closePool(pool)
 	}
 }
 
@@ -446,10 +455,7 @@ func (b *Backend) closePool(pool *readyPool) {
 
 // stopIdle stops the timers of the pools kept on demand (Close).
 func (b *Backend) stopIdle() {
-	for _, pool := range []*readyPool{b.py, b.js} {
-		if pool == nil {
-			continue
-		}
+	for _, pool := range b.pools() {
 		pool.mu.Lock()
 		if pool.idle != nil {
 			pool.idle.Stop()
