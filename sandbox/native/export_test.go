@@ -29,3 +29,11 @@ func SetReadyIdle(d time.Duration) (restore func()) {
 	readyIdle = d
 	return func() { readyIdle = old }
 }
+
+// WantJS notes a run that could have taken a JavaScript ready run, as one coming
+// would: the pool is kept readyIdle longer, and made again if it was given up.
+func WantJS(b *Backend) {
+	if b.js != nil {
+		b.demand(b.js)
+	}
+}

@@ -17,10 +17,11 @@ import (
 // Leftovers lists what runs of this process left on the host: resource cgroups that
 // still exist, and processes running as a box's uids, warm boxes aside. Empty between
 // runs. A finished run's cgroup is removed in the background; Leftovers gives that up
-// to five seconds (a loaded machine's killed processes take their time to exit).
+// to eight seconds (on a loaded machine a killed process that used much memory can
+// take seconds to exit: a clean-clone suite run saw a deep recursion's over five).
 func (b *Backend) Leftovers(ctx context.Context) ([]string, error) {
 	var out []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(8 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		out = b.leftovers()
 		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return out, ctx.Err()

@@ -217,12 +217,20 @@ func jsReady(t *testing.T, b *native.Backend) {
 			t.Fatal(err)
 		}
 	}
+	// On a loaded machine a node start can take longer than a test's readyIdle, and
+	// one made after the pool was given up is closed: want them as JavaScript runs
+	// coming would, until one waits.
+	want := time.Now()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if native.JSReady(b).Waiting > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no JavaScript ready run was made in 30 s")
+		}
+		if time.Since(want) > 250*time.Millisecond {
+			native.WantJS(b)
+			want = time.Now()
 		}
 	}
 }
