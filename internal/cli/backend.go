@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -33,6 +34,9 @@ type backendFlags struct {
 	// Warm keeps sandboxes ready ahead of runs (native: runs forked from a started
 	// template; docker: started containers).
 	Warm bool
+	// jobs is how many runs the command keeps going at once (runbox run -j), 0 when
+	// it does not know (a server).
+	jobs int
 }
 
 func (o *backendFlags) add(f *pflag.FlagSet) {
@@ -100,11 +104,25 @@ func (o *backendFlags) openBackend(ctx context.Context, cfg docker.Config) (sand
 	case docker.Name:
 		return docker.New(ctx, cfg)
 	case native.Name:
-		ncfg := native.Config{}
+		ncfg := native.Config{Ready: readyRuns(o.jobs, runtime.NumCPU())}
 		if !o.Warm {
 			ncfg.Warm = -1
 		}
 		return native.New(ctx, ncfg)
 	}
 	return sandbox.Open(ctx, o.Backend)
+}
+
+// readyRuns is the native backend's Config.Ready for a command that keeps jobs runs
+// going at once on cpus CPUs: the CPUs its own runs leave (none, -1, once they take
+// them all: a run made ahead would take a CPU from one of the command's), or the
+// backend's default when jobs is not known.
+func readyRuns(jobs, cpus int) int {
+	switch {
+	case jobs <= 0:
+		return 0
+	case jobs >= cpus:
+		return -1
+	}
+	return cpus - jobs
 }

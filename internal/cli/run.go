@@ -153,6 +153,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	defer closeLogs()
 
+	opts.jobs = min(opts.Jobs, len(tasks))
 	backend, err := opts.openBackend(ctx, dockerCfg)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrUnknownBackend) {

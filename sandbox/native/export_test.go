@@ -37,3 +37,11 @@ func WantJS(b *Backend) {
 		b.demand(b.js)
 	}
 }
+
+// ReadyMade returns how many ready runs of any kind b has made.
+func ReadyMade(b *Backend) (n int64) {
+	for _, p := range b.pools() {
+		n += p.made.Load()
+	}
+	return n
+}

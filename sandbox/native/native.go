@@ -47,6 +47,13 @@ type Config struct {
 	// wait for namespaces, cgroups and mounts to be made (0: the number of CPUs). A
 	// warm box has run nothing: each run still gets a box of its own, used once.
 	Warm int
+	// Ready is how many runs of each kind a warm template keeps made ahead of the runs
+	// that take them (ready.go; 0: as many as Warm, < 0: none). A run made ahead is set
+	// up on a CPU that would otherwise wait, off the run's clock; a caller that keeps
+	// every CPU busy with runs of its own (runbox run -j N over a batch) has no such
+	// CPU, and making them only adds work (a ready run costs more CPU than the fork
+	// it saves: it rehearses its run, and its cgroup is read twice).
+	Ready int
 	// Logger receives debug records of each run; nil discards.
 	Logger *slog.Logger
 }
@@ -125,6 +132,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.Warm >= 0 {
 		b.readyNames = make(map[string]bool)
+	}
+	if cfg.Warm >= 0 && cfg.Ready >= 0 {
 		b.newPools()
 		for _, pool := range b.pools() {
 			b.filler.Add(1)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -101,13 +100,13 @@ func shape(cfg *boxinit.Config) string {
 	return string(b)
 }
 
-// readyCount is how many ready runs of a kind the backend keeps: Config.Warm (0: one
-// per CPU).
+// readyCount is how many ready runs of a kind the backend keeps: Config.Ready (0:
+// Config.Warm, one per CPU unless set).
 func (b *Backend) readyCount() int {
-	if b.cfg.Warm > 0 {
-		return b.cfg.Warm
+	if b.cfg.Ready > 0 {
+		return b.cfg.Ready
 	}
-	return runtime.NumCPU()
+	return b.cfg.Warm
 }
 
 // newPools makes the ready pools New works out once: Python's, made with the default

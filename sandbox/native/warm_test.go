@@ -208,6 +208,39 @@ func TestWarmTemplateDies(t *testing.T) {
 	}
 }
 
+// TestWarmWithoutReadyRuns: with Config.Ready < 0 runs are still forked from the
+// template's zygote, and nothing is made ahead of them; by default ready runs are.
+func TestWarmWithoutReadyRuns(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		ready int
+		made  bool
+	}{{-1, false}, {0, true}} {
+		b, err := native.New(ctx, native.Config{Ready: c.ready})
+		if err != nil {
+			t.Skipf("native backend unavailable: %v", err)
+		}
+		if err := b.Prewarm(ctx); err != nil {
+			t.Fatalf("Prewarm: %v", err)
+		}
+		for range 3 {
+			// A warm Python run is the zygote: its command line says so.
+			res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "print(b'zygote' in open('/proc/self/cmdline', 'rb').read())\n"})
+			if err != nil || res.Status != sandbox.StatusOK || res.Stdout != "True\n" {
+				t.Fatalf("Ready %d: %s %v %q, want a run forked from the zygote", c.ready, describeResult(res), err, res.Stdout)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for c.made && native.ReadyMade(b) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if made := native.ReadyMade(b); (made > 0) != c.made {
+			t.Errorf("Ready %d: %d ready runs made", c.ready, made)
+		}
+		b.Close()
+	}
+}
+
 // jsReady waits until b has a JavaScript ready run waiting, asking for them first
 // with a run that goes the usual way when none is kept yet.
 func jsReady(t *testing.T, b *native.Backend) {
