@@ -8,6 +8,11 @@
 #            (what a naive Docker runner does), when docker and the image exist:
 #            $RUNBOX_BENCH_IMAGE, default runbox-sandbox:bookworm (scripts/docker-images.sh)
 #   runbox-docker  `runbox run -j 2 --backend docker DIR`, with the same image
+#   floors   bench/floor_run.py, two workers: a prepared Python forks a pid 1 into new
+#            pid, mount and ipc namespaces per script, which forks the program that
+#            runs it (nothing else); and the same with what a box adds that has a
+#            kernel cost (a cgroup with limits, tmpfs mounts and /proc, rlimits, uid,
+#            seccomp). Needs root.
 #
 # Usage: bench/run.sh [--scripts N] [--rounds N]   (defaults: 200 scripts, 3 rounds)
 # Progress goes to stderr, the report (Markdown) to stdout.
@@ -40,7 +45,9 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 : > "$tmp/runbox.t"; : > "$tmp/bare.t"; : > "$tmp/docker.t"
 docker_image=${RUNBOX_BENCH_IMAGE:-runbox-sandbox:bookworm}
 command -v docker > /dev/null && docker image inspect "$docker_image" > /dev/null 2>&1 || docker_image=
-: > "$tmp/rbdocker.t"
+: > "$tmp/rbdocker.t"; : > "$tmp/floor.t"; : > "$tmp/floorfull.t"
+floors=
+[[ $(id -u) == 0 ]] && floors=1
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds" >&2
   t0=$(now)
@@ -53,6 +60,11 @@ for r in $(seq "$rounds"); do
   for f in "$tmp"/scripts/*.py; do env -i /usr/bin/python3 -I -S "$f" > /dev/null; done
   t1=$(now)
   echo "($t1 - $t0) / 2" | bc -l >> "$tmp/bare.t"
+
+  if [[ -n $floors ]]; then
+    env -i /usr/bin/python3 -I -S bench/floor_run.py "$tmp/scripts" >> "$tmp/floor.t"
+    env -i /usr/bin/python3 -I -S bench/floor_run.py --full "$tmp/scripts" >> "$tmp/floorfull.t"
+  fi
 
   if [[ -n $docker_image ]] && command -v docker > /dev/null; then
     t0=$(now)
@@ -74,6 +86,12 @@ printf '## runbox run -j 2 over %d trivial Python scripts (%s, median of %d roun
 printf '| tool | seconds | per script ms |\n|---|---:|---:|\n'
 printf '| runbox run -j 2 (native) | %.2f | %.1f |\n' "$rb" "$(echo "$rb * 1000 / $n" | bc -l)"
 printf '| bare python3 -I -S, serial ÷ 2 | %.2f | %.1f |\n' "$bare" "$(echo "$bare * 1000 / $n" | bc -l)"
+if [[ -n $floors ]]; then
+  fl=$(median < "$tmp/floor.t")
+  ff=$(median < "$tmp/floorfull.t")
+  printf '| floor: fork into pid+mount+ipc namespaces per script, 2 workers, nothing else | %.2f | %.1f |\n' "$fl" "$(echo "$fl * 1000 / $n" | bc -l)"
+  printf '| floor: the same with a cgroup, tmpfs mounts and /proc, rlimits, uid, seccomp | %.2f | %.1f |\n' "$ff" "$(echo "$ff * 1000 / $n" | bc -l)"
+fi
 if [[ -s $tmp/docker.t ]]; then
   dk=$(median < "$tmp/docker.t")
   printf '| docker run per script, -P 2 | %.2f | %.1f |\n' "$dk" "$(echo "$dk * 1000 / $n" | bc -l)"
@@ -81,6 +99,10 @@ if [[ -s $tmp/docker.t ]]; then
   printf '| runbox run -j 2 --backend docker | %.2f | %.1f |\n' "$rd" "$(echo "$rd * 1000 / $n" | bc -l)"
 fi
 printf '\nrunbox / bare = %.2f (target ≤ 1.2)\n' "$(echo "$rb / $bare" | bc -l)"
+if [[ -n $floors ]]; then
+  printf 'floor / bare = %.2f; floor with the kernel work of a box / bare = %.2f; runbox / that floor = %.2f\n' \
+    "$(echo "$fl / $bare" | bc -l)" "$(echo "$ff / $bare" | bc -l)" "$(echo "$rb / $ff" | bc -l)"
+fi
 if [[ -s $tmp/docker.t ]]; then
   printf 'docker / runbox = %.1f (target ≥ 20)\n' "$(echo "$dk / $rb" | bc -l)"
   printf 'docker run per script / runbox --backend docker = %.2f\n' "$(echo "$dk / $rd" | bc -l)"
