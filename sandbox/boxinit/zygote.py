@@ -43,9 +43,27 @@ S = json.loads(sys.argv[1])
 del sys.argv[1:]
 NR = S["nr"]
 libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL across the call: for clone, fork
-pylib.syscall.restype = ctypes.c_long
+
+
+def syscall_fn(dll, *argtypes):
+    """syscall(2) for one system call, its arguments' C types fixed (the number's
+    first): a call converts them in C and makes no ctypes object, so a run's process
+    writes to fewer of the zygote's pages (each is copied into it at its first write)."""
+    f = dll._FuncPtr(("syscall", dll))
+    f.restype = ctypes.c_long
+    f.argtypes = (ctypes.c_long,) + argtypes
+    return f
+
+
+c_long, c_ulong, c_void_p = ctypes.c_long, ctypes.c_ulong, ctypes.c_void_p
+CLONE = syscall_fn(pylib, c_ulong, c_void_p, c_void_p, c_void_p, c_ulong)
+LANDLOCK_CREATE_RULESET = syscall_fn(libc, c_void_p, ctypes.c_size_t, ctypes.c_uint32)
+LANDLOCK_ADD_RULE = syscall_fn(libc, ctypes.c_int, ctypes.c_int, c_void_p, ctypes.c_uint32)
+LANDLOCK_RESTRICT_SELF = syscall_fn(libc, ctypes.c_int, ctypes.c_uint32)
+SECCOMP = syscall_fn(libc, ctypes.c_uint, ctypes.c_uint, c_void_p)
+libc.prctl.argtypes = (ctypes.c_int, c_ulong, c_ulong, c_ulong, c_ulong)
+libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, c_ulong, ctypes.c_char_p)
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
@@ -61,6 +79,18 @@ class SockFprog(ctypes.Structure):
 FILTER = base64.b64decode(S["seccomp"])
 FILTER_BUF = ctypes.create_string_buffer(FILTER, len(FILTER))
 FPROG = SockFprog(len(FILTER) // 8, ctypes.cast(FILTER_BUF, ctypes.c_void_p))
+FPROG_ADDR = ctypes.addressof(FPROG)
+# struct landlock_path_beneath_attr, filled per rule; and the ruleset attributes with
+# and without a loopback of the run's own (Landlock then leaves TCP alone).
+LL_RULE = ctypes.create_string_buffer(12)
+LL_RULE_ADDR = ctypes.addressof(LL_RULE)
+LL_ATTRS = {}
+if S.get("landlock"):
+    for lo in (False, True):
+        ll = S["landlock"]
+        attr = struct.pack("<QQQ", ll["fs"], 0 if lo else ll["net"], ll["scoped"])[: ll["size"]]
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        LL_ATTRS[lo] = (buf, ctypes.addressof(buf), len(attr))
 
 
 class Failure(Exception):
@@ -76,14 +106,8 @@ def check(stage, what, r):
     return r
 
 
-def sys_call(nr, *args):
-    """syscall(2) with every integer passed as a long (ctypes passes a bare int as an
-    int, whose upper half a kernel argument would then have undefined)."""
-    return libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
-
-
 def mount(src, target, fstype, flags, data):
-    r = libc.mount(src.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags), data.encode() if data else None)
+    r = libc.mount(src.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None)
     check("mount", f"mount {fstype} on {target}", r)
 
 
@@ -177,20 +201,19 @@ def ruleset(loopback):
     """A Landlock ruleset fd with the run's rules. It is made per run, once its file
     systems are mounted: a rule holds an inode, and one on a mount point does not
     reach the file system mounted there later."""
-    ll = S.get("landlock")
-    if not ll:
+    if not LL_ATTRS:
         return -1
-    attr = struct.pack("<QQQ", ll["fs"], 0 if loopback else ll["net"], ll["scoped"])[: ll["size"]]
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    rs = check("landlock", "create ruleset", sys_call(NR["landlock_create_ruleset"], ctypes.byref(buf), len(attr), 0))
+    _, addr, size = LL_ATTRS[loopback]
+    rs = check("landlock", "create ruleset", LANDLOCK_CREATE_RULESET(NR["landlock_create_ruleset"], addr, size, 0))
     os.set_inheritable(rs, False)
-    for path, access in ll["rules"]:
+    add = NR["landlock_add_rule"]
+    for path, access in S["landlock"]["rules"]:
         try:
             pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
-        rule = ctypes.create_string_buffer(struct.pack("=Qi", access, pfd), 12)
-        r = sys_call(NR["landlock_add_rule"], rs, 1, ctypes.byref(rule), 0)
+        struct.pack_into("=Qi", LL_RULE, 0, access, pfd)
+        r = LANDLOCK_ADD_RULE(add, rs, 1, LL_RULE_ADDR, 0)
         os.close(pfd)
         check("landlock", f"rule for {path}", r)
     return rs
@@ -236,7 +259,7 @@ def drop_bounding_set():
     The zygote keeps the ones it holds (to make each run's namespaces and mounts); each
     program loses them when it becomes its uid."""
     for c in range(S["cap_last"] + 1):
-        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(c), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) < 0 and ctypes.get_errno() != 22:
+        if libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 and ctypes.get_errno() != 22:
             check("confine", f"drop capability {c}", -1)
 
 
@@ -253,14 +276,14 @@ def confine(cfg, uid):
     os.setresuid(uid, uid, uid)
     # A change of uid makes a process undumpable (its /proc files root's); an exec
     # would make it dumpable again, and a program run in this process has none.
-    check("confine", "dumpable", libc.prctl(PR_SET_DUMPABLE, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)))
-    check("confine", "no_new_privs", libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)))
+    check("confine", "dumpable", libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+    check("confine", "no_new_privs", libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
     if cfg.get("landlock"):
         rs = ruleset(bool(cfg.get("loopback")))
         if rs >= 0:
-            check("landlock", "restrict", sys_call(NR["landlock_restrict_self"], rs, 0))
+            check("landlock", "restrict", LANDLOCK_RESTRICT_SELF(NR["landlock_restrict_self"], rs, 0))
             os.close(rs)
-    check("seccomp", "install filter", sys_call(NR["seccomp"], SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(FPROG)))
+    check("seccomp", "install filter", SECCOMP(NR["seccomp"], SECCOMP_SET_MODE_FILTER, 0, FPROG_ADDR))
 
 
 def look_path(name, env):
@@ -623,7 +646,8 @@ def serve():
     gc.freeze()
     map_code_into_forks()
     SOCK.send(b"ready")
-    base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC
+    base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | signal.SIGCHLD
+    nr_clone = NR["clone"]
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(SOCK, MAX_MESSAGE, 16)
@@ -643,7 +667,7 @@ def serve():
         if S.get("netns") or data[1:2] == b"l":
             flags |= CLONE_NEWNET
         parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
-        pid = pylib.syscall(ctypes.c_long(NR["clone"]), ctypes.c_long(flags | signal.SIGCHLD), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+        pid = CLONE(nr_clone, flags, None, None, None, 0)
         if pid == 0:
             pid1(data, fds, parsed)
         if pid < 0:
