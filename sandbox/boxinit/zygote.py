@@ -24,6 +24,7 @@
 import base64
 import atexit
 import builtins
+import _signal
 import ctypes
 import fcntl
 import gc
@@ -70,6 +71,12 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_DUMPABLE = 38, 24, 4
 SECCOMP_SET_MODE_FILTER = 1
 SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+# The signal numbers and dispositions as plain ints, set with _signal.signal: the
+# signal module's wrapper turns what it returns into an enum (raising and catching a
+# ValueError for a handler function), which touches pages of the interpreter's that
+# a run's process would copy.
+SIGINT, SIGPIPE, SIGXFSZ, SIGCHLD, SIGKILL = (int(s) for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGKILL))
+SIG_DFL, SIG_IGN = int(signal.SIG_DFL), int(signal.SIG_IGN)
 
 
 class SockFprog(ctypes.Structure):
@@ -426,7 +433,7 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
     exe = None
     # What a fresh interpreter has: pid 1 ignores SIGINT, and an ignored signal would
     # stay ignored in the program, exec'd or not (a caught one is reset by exec).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _signal.signal(SIGINT, signal.default_int_handler)
     try:
         confine(cfg, uid)
         if early:
@@ -473,8 +480,8 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
 def execve(exe, argv, env):
     """Execs the program with the signal dispositions a fresh process has: the
     interpreter ignores SIGPIPE and SIGXFSZ, and an ignored signal survives exec."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    _signal.signal(SIGPIPE, SIG_DFL)
+    _signal.signal(SIGXFSZ, SIG_DFL)
     os.execve(exe, argv, dict(kv.split("=", 1) for kv in env))
 
 
@@ -517,9 +524,9 @@ def pid1(data, fds, parsed):
     (parsed is read_config's outcome for it, when the zygote has it), and the run's
     own comes later on the first fd's pipe, to the program; "e", a ready run whose
     program execs its config's command before its run is known (exec_early)."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    SOCK.close()
+    _signal.signal(SIGCHLD, SIG_DFL)
+    _signal.signal(SIGINT, SIG_IGN)
+    os.close(SOCK.detach())
     mode, cfgr = data[:1], -1
     if mode in (b"p", b"w", b"e"):
         cfgr, fds = fds[0], fds[1:]
@@ -598,7 +605,7 @@ def pid1(data, fds, parsed):
             else:
                 ended = {"exited": True, "exit_code": os.WEXITSTATUS(ws)}
             try:
-                os.kill(-1, signal.SIGKILL)
+                os.kill(-1, SIGKILL)
             except ProcessLookupError:
                 pass
     if st == {"started": True} and ended is not None:
@@ -637,7 +644,7 @@ def ready_config(data):
 
 
 def serve():
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # each run's pid 1 is reaped by the kernel
+    _signal.signal(SIGCHLD, SIG_IGN)  # each run's pid 1 is reaped by the kernel
     # The first compile is slow; a run should not pay for it.
     compile("print(1)\n", "<warm>", "exec", dont_inherit=True)
     # Nothing the zygote made is garbage: the collector of a run need not visit it
@@ -646,7 +653,7 @@ def serve():
     gc.freeze()
     map_code_into_forks()
     SOCK.send(b"ready")
-    base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | signal.SIGCHLD
+    base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD
     nr_clone = NR["clone"]
     while True:
         try:
