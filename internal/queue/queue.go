@@ -117,8 +117,14 @@ type Queue struct {
 	maxValue int
 }
 
+// errNoPeers is JetStream's "no suitable peers for placement" (JSClusterNoPeersErr):
+// a cluster that is still forming does not yet see enough peers online for the
+// replicas asked for. Open waits for them; elsewhere it stays an error.
+var errNoPeers = &jetstream.APIError{ErrorCode: 10005}
+
 // Open creates the stream, bucket and consumer, or updates them to cfg, retrying
-// while the cluster has no JetStream leader, until ctx ends.
+// while the cluster has no JetStream leader or does not yet see enough peers for the
+// replicas, until ctx ends.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	cfg = cfg.withDefaults()
 	q, err := newQueue(nc)
@@ -155,7 +161,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 			return fmt.Errorf("consumer: %w", err)
 		}
 		return nil
-	})
+	}, errNoPeers)
 	if err != nil {
 		return nil, fmt.Errorf("queue: set up: %w", err)
 	}
