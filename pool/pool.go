@@ -157,9 +157,12 @@ func (f *Future) Wait(ctx context.Context) (json.RawMessage, error) {
 }
 
 // finished reports whether the future has its outcome.
-func (f *Future) finished() bool {
+func (f *Future) finished() bool { return closed(f.done) }
+
+// closed reports whether c is closed (each of the pool's "has it happened yet").
+func closed(c <-chan struct{}) bool {
 	select {
-	case <-f.done:
+	case <-c:
 		return true
 	default:
 		return false
@@ -725,18 +728,15 @@ func (p *Pool) startWorker(ctx context.Context) (*worker, error) {
 	w.proc = pr
 	deadline := time.Now().Add(p.cfg.StartTimeout)
 	line, err := w.startFrame(ctx, deadline)
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errFrameTooLong) {
 		w.abandon()
 		if errors.Is(err, errStartTimeout) {
 			return nil, fmt.Errorf("%w within %v", errHello, p.cfg.StartTimeout)
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, errFrameTooLong) {
-			return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(line), err)
-		}
 		return nil, err
 	}
 	var h hello
-	if json.Unmarshal(line, &h) != nil || h.Worker == 0 {
+	if err != nil || json.Unmarshal(line, &h) != nil || h.Worker == 0 {
 		w.abandon()
 		return nil, fmt.Errorf("%w: first line %q (%v)", errHello, head(line), err)
 	}
@@ -851,14 +851,7 @@ func (w *worker) kill() {
 }
 
 // gone reports whether the worker's process has ended.
-func (w *worker) gone() bool {
-	select {
-	case <-w.proc.Done():
-		return true
-	default:
-		return false
-	}
-}
+func (w *worker) gone() bool { return closed(w.proc.Done()) }
 
 // end closes the worker's stdin, which asks it to exit.
 func (w *worker) end() {
@@ -869,11 +862,4 @@ func (w *worker) end() {
 }
 
 // ending reports whether end was called.
-func (w *worker) ending() bool {
-	select {
-	case <-w.quit:
-		return true
-	default:
-		return false
-	}
-}
+func (w *worker) ending() bool { return closed(w.quit) }
