@@ -65,6 +65,7 @@ LANDLOCK_RESTRICT_SELF = syscall_fn(libc, ctypes.c_int, ctypes.c_uint32)
 SECCOMP = syscall_fn(libc, ctypes.c_uint, ctypes.c_uint, c_void_p)
 libc.prctl.argtypes = (ctypes.c_int, c_ulong, c_ulong, c_ulong, c_ulong)
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, c_ulong, ctypes.c_char_p)
+libc.mprotect.argtypes = libc.madvise.argtypes = (c_void_p, ctypes.c_size_t, ctypes.c_int)
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
@@ -93,8 +94,8 @@ LL_RULE = ctypes.create_string_buffer(12)
 LL_RULE_ADDR = ctypes.addressof(LL_RULE)
 LL_ATTRS = {}
 if S.get("landlock"):
+    ll = S["landlock"]
     for lo in (False, True):
-        ll = S["landlock"]
         attr = struct.pack("<QQQ", ll["fs"], 0 if lo else ll["net"], ll["scoped"])[: ll["size"]]
         buf = ctypes.create_string_buffer(attr, len(attr))
         LL_ATTRS[lo] = (buf, ctypes.addressof(buf), len(attr))
@@ -240,8 +241,6 @@ def map_code_into_forks():
     written back unchanged (that page becomes the zygote's private copy), it is made as
     it was, and its pages are mapped (MADV_POPULATE_READ). A mapping the host will not
     make writable, or a kernel without MADV_POPULATE_READ, leaves things as they were."""
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     with open("/proc/self/maps") as f:
         maps = f.read().splitlines()
     for line in maps:
@@ -355,8 +354,8 @@ def run_python(script, argv):
         sys.excepthook(type(e), e.with_traceback(tb), tb)
         if isinstance(e, KeyboardInterrupt):
             flush()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+            _signal.signal(SIGINT, SIG_DFL)
+            os.kill(os.getpid(), SIGINT)
         code = 1
     finish(code)
 
