@@ -11,7 +11,12 @@ directories and a /proc, and a program that leaves the session, sets rlimits, ch
 uid and installs a seccomp filter. No Landlock, no pipes to a host, no reports, no
 logs: those are the rest of runbox's cost.
 
-Usage: floor_run.py [--full] DIR     prints the seconds the whole directory took.
+With --reuse, each worker clones one pid 1 that serves all its scripts, as runbox's
+does: per script it forks the program (with --full: mounts the tmpfs before and
+unmounts them after, and the program joins the script's cgroup and unshares an ipc
+namespace).
+
+Usage: floor_run.py [--full] [--reuse] DIR     prints the seconds the whole directory took.
 Needs root (namespaces, cgroups). Run with /usr/bin/python3 -I -S.
 """
 import ctypes
@@ -76,7 +81,12 @@ class Cgroup:
                     time.sleep(0.001)
 
 
-def program(path, src, full, uid):
+def program(path, src, full, uid, cg=None):
+    if cg:  # a reused pid 1 is not in the script's cgroup: the program joins it
+        for fd in cg.procs:
+            os.write(fd, b"0")
+        if libc.unshare(CLONE_NEWIPC) != 0:
+            os._exit(125)
     if full:
         os.setsid()
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -112,12 +122,48 @@ def pid1(path, src, full, cg, dirs, uid):
     os._exit(0)
 
 
-def worker(paths, full, slot, dirs):
+def reused_pid1(paths, full, slot, dirs):
+    """One pid 1 for all of a worker's scripts."""
+    if full:
+        mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    for i, path in enumerate(paths):
+        with open(path, "rb") as f:
+            src = f.read()
+        cg = Cgroup(f"runbox-floor-{os.getpid()}-{slot}-{i}") if full else None
+        if full:
+            for d in dirs:
+                mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=755")
+        if pylib.fork() == 0:
+            program(path, src, full, 60000 + slot, cg)
+        while True:
+            try:
+                _, ws = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if ws != 0:
+                sys.exit(f"{path}: the program ended with wait status {ws}")
+        if full:
+            for d in dirs:
+                libc.umount2(d.encode(), 2)  # MNT_DETACH
+            cg.remove()
+    os._exit(0)
+
+
+def worker(paths, full, slot, dirs, reuse):
     null = os.open("/dev/null", os.O_WRONLY)
     os.dup2(null, 1)
     gc.collect()
     gc.freeze()
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | signal.SIGCHLD
+    if reuse:
+        pid = pylib.syscall(ctypes.c_long(NR_CLONE), ctypes.c_long(flags), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+        if pid == 0:
+            reused_pid1(paths, full, slot, dirs)
+        if pid < 0:
+            sys.exit("clone: " + os.strerror(ctypes.get_errno()))
+        _, ws = os.waitpid(pid, 0)
+        os._exit(1 if ws else 0)
     for i, path in enumerate(paths):
         with open(path, "rb") as f:
             src = f.read()
@@ -137,8 +183,8 @@ def worker(paths, full, slot, dirs):
 
 def main():
     args = sys.argv[1:]
-    full = "--full" in args
-    args = [a for a in args if a != "--full"]
+    full, reuse = "--full" in args, "--reuse" in args
+    args = [a for a in args if a not in ("--full", "--reuse")]
     if len(args) != 1:
         sys.exit(__doc__)
     paths = sorted(os.path.join(args[0], n) for n in os.listdir(args[0]) if n.endswith(".py"))
@@ -154,7 +200,7 @@ def main():
         for slot in range(2):
             pid = os.fork()
             if pid == 0:
-                worker(paths[slot::2], full, slot, dirs)
+                worker(paths[slot::2], full, slot, dirs, reuse)
             kids.append(pid)
         failed = False
         for pid in kids:

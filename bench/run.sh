@@ -12,7 +12,8 @@
 #            pid, mount and ipc namespaces per script, which forks the program that
 #            runs it (nothing else); and the same with what a box adds that has a
 #            kernel cost (a cgroup with limits, tmpfs mounts and /proc, rlimits, uid,
-#            seccomp). Needs root.
+#            seccomp); and that again with one pid 1 per worker serving all its
+#            scripts, as runbox's pid 1s do (--reuse). Needs root.
 #
 # Usage: bench/run.sh [--scripts N] [--rounds N]   (defaults: 200 scripts, 3 rounds)
 # Progress goes to stderr, the report (Markdown) to stdout.
@@ -45,7 +46,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 : > "$tmp/runbox.t"; : > "$tmp/bare.t"; : > "$tmp/docker.t"
 docker_image=${RUNBOX_BENCH_IMAGE:-runbox-sandbox:bookworm}
 command -v docker > /dev/null && docker image inspect "$docker_image" > /dev/null 2>&1 || docker_image=
-: > "$tmp/rbdocker.t"; : > "$tmp/floor.t"; : > "$tmp/floorfull.t"
+: > "$tmp/rbdocker.t"; : > "$tmp/floor.t"; : > "$tmp/floorfull.t"; : > "$tmp/floorreuse.t"
 floors=
 [[ $(id -u) == 0 ]] && floors=1
 for r in $(seq "$rounds"); do
@@ -64,6 +65,7 @@ for r in $(seq "$rounds"); do
   if [[ -n $floors ]]; then
     env -i /usr/bin/python3 -I -S bench/floor_run.py "$tmp/scripts" >> "$tmp/floor.t"
     env -i /usr/bin/python3 -I -S bench/floor_run.py --full "$tmp/scripts" >> "$tmp/floorfull.t"
+    env -i /usr/bin/python3 -I -S bench/floor_run.py --full --reuse "$tmp/scripts" >> "$tmp/floorreuse.t"
   fi
 
   if [[ -n $docker_image ]] && command -v docker > /dev/null; then
@@ -89,8 +91,10 @@ printf '| bare python3 -I -S, serial ÷ 2 | %.2f | %.1f |\n' "$bare" "$(echo "$b
 if [[ -n $floors ]]; then
   fl=$(median < "$tmp/floor.t")
   ff=$(median < "$tmp/floorfull.t")
+  fr=$(median < "$tmp/floorreuse.t")
   printf '| floor: fork into pid+mount+ipc namespaces per script, 2 workers, nothing else | %.2f | %.1f |\n' "$fl" "$(echo "$fl * 1000 / $n" | bc -l)"
   printf '| floor: the same with a cgroup, tmpfs mounts and /proc, rlimits, uid, seccomp | %.2f | %.1f |\n' "$ff" "$(echo "$ff * 1000 / $n" | bc -l)"
+  printf '| floor: the same with one pid 1 per worker for all its scripts | %.2f | %.1f |\n' "$fr" "$(echo "$fr * 1000 / $n" | bc -l)"
 fi
 if [[ -s $tmp/docker.t ]]; then
   dk=$(median < "$tmp/docker.t")
@@ -100,8 +104,8 @@ if [[ -s $tmp/docker.t ]]; then
 fi
 printf '\nrunbox / bare = %.2f (target ≤ 1.2)\n' "$(echo "$rb / $bare" | bc -l)"
 if [[ -n $floors ]]; then
-  printf 'floor / bare = %.2f; floor with the kernel work of a box / bare = %.2f; runbox / that floor = %.2f\n' \
-    "$(echo "$fl / $bare" | bc -l)" "$(echo "$ff / $bare" | bc -l)" "$(echo "$rb / $ff" | bc -l)"
+  printf 'floor / bare = %.2f; floor with the kernel work of a box / bare = %.2f; with pid 1 reused = %.2f; runbox / that floor = %.2f\n' \
+    "$(echo "$fl / $bare" | bc -l)" "$(echo "$ff / $bare" | bc -l)" "$(echo "$fr / $bare" | bc -l)" "$(echo "$rb / $fr" | bc -l)"
 fi
 if [[ -s $tmp/docker.t ]]; then
   printf 'docker / runbox = %.1f (target ≥ 20)\n' "$(echo "$dk / $rb" | bc -l)"

@@ -3,21 +3,29 @@
 # child per run and never runs a run's code itself. See zygote_linux.go.
 #
 # Per run (a message on fd 3 carrying the run's config and files, its pipes and its
-# cgroup's files):
-#   G, cloned by the zygote into new mount, pid and ipc namespaces (and network, when
-#     asked) as their pid 1: joins the run's cgroup, mounts the run's tmpfs and /proc,
-#     writes the input files, forks H, reaps everything, and reports how H ended on the
-#     status pipe once the namespace is empty;
-#   H, the program: sets the rlimits, leaves the session, becomes the run's uid (which
+# cgroup's files), two processes:
+#   G, pid 1 of new mount and pid namespaces: mounts the run's tmpfs, writes the input
+#     files, forks H, reaps everything, and reports how H ended on the status pipe once
+#     the namespace is empty; then unmounts the tmpfs and waits for another run;
+#   H, the program: joins the run's cgroup and new ipc (and network, when asked)
+#     namespaces, sets the rlimits, leaves the session, becomes the run's uid (which
 #     drops every capability), sets no_new_privs, Landlock and the seccomp filter, then
 #     runs the code (Python in this interpreter, already started) or execs the command.
 #     H of a ready run does all that before its run is known, and waits for its config:
 #     in this interpreter, or in the program it execs (a JavaScript ready run's node).
 #
-# G is made with a bare clone(2), not os.fork: one process fewer per run than forking a
-# child that unshares and forks again. The zygote has one thread and holds the GIL
-# across the call (PyDLL), so the copy is consistent; glibc's cached thread id in G is
-# the zygote's, which only raise() and pthread_kill() would use, and G calls neither.
+# A G serves one run after another: the zygote hands a run to an idle G when one
+# waits, and clones a new one otherwise. A new process is slow here, and not for the
+# kernel's work: each page it touches is mapped again for it (in a VM, a hypervisor
+# exit per page), and a G cloned per run cost as much as its program. Nothing of a
+# run is left in a G for the next: its processes are killed and reaped, its tmpfs
+# unmounted, and its program had ipc and network namespaces of its own. A G that
+# fails anything goes instead of waiting for another run.
+#
+# G is made with a bare clone(2), not os.fork: one process fewer than forking a child
+# that unshares and forks again. The zygote has one thread and holds the GIL across
+# the call (PyDLL), so the copy is consistent; glibc's cached thread id in G is the
+# zygote's, which only raise() and pthread_kill() would use, and G calls neither.
 #
 # The policy (the seccomp program, the Landlock rules, the syscall numbers) is computed
 # by the Go init and comes in argv[1] as JSON: nothing here decides what is allowed.
@@ -66,9 +74,12 @@ SECCOMP = syscall_fn(libc, ctypes.c_uint, ctypes.c_uint, c_void_p)
 libc.prctl.argtypes = (ctypes.c_int, c_ulong, c_ulong, c_ulong, c_ulong)
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, c_ulong, ctypes.c_char_p)
 libc.mprotect.argtypes = libc.madvise.argtypes = (c_void_p, ctypes.c_size_t, ctypes.c_int)
+libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+libc.unshare.argtypes = (ctypes.c_int,)
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_DUMPABLE = 38, 24, 4
 SECCOMP_SET_MODE_FILTER = 1
 SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
@@ -425,7 +436,23 @@ def rehearse(cfg, uid):
     flush()
 
 
-def program(cfg, uid, stdin, out, err, errw, cfgr, early):
+def enter(joins, loopback):
+    """Puts H in the run's cgroup (joins: its cgroup.procs files), then in an ipc
+    namespace of its own, and a network namespace when the run has one."""
+    for fd in joins:
+        try:
+            os.write(fd, b"0")
+        except OSError as e:
+            raise Failure("cgroup", f"join the run's cgroup: {e.strerror}")
+    flags = CLONE_NEWIPC
+    if S.get("netns") or loopback:
+        flags |= CLONE_NEWNET
+    check("namespaces", "unshare", libc.unshare(flags))
+    if loopback:
+        loopback_up()
+
+
+def program(cfg, uid, stdin, out, err, errw, cfgr, early, joins, loopback):
     """H: never returns. A ready run (cfgr >= 0) is confined with its template's
     defaults, says so on errw, and waits for its run's config on cfgr; one made to exec
     early execs its template's command first, which does both itself (see exec_early)."""
@@ -434,6 +461,7 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early):
     # stay ignored in the program, exec'd or not (a caught one is reset by exec).
     _signal.signal(SIGINT, signal.default_int_handler)
     try:
+        enter(joins, loopback)
         confine(cfg, uid)
         if early:
             exe = look_path(cfg["argv"][0], cfg.get("env") or [])
@@ -516,38 +544,50 @@ def exec_early(cfg, exe, out, err, cfgr, errw):
 
 
 def pid1(data, fds, parsed):
-    """G: pid 1 of the run's namespaces. Never returns.
-
-    The message's first byte: "i", the run's config follows; "p", it comes on the
-    first fd's pipe; "w", a ready run: what follows is the template's default config
-    (parsed is read_config's outcome for it, when the zygote has it), and the run's
-    own comes later on the first fd's pipe, to the program; "e", a ready run whose
-    program execs its config's command before its run is known (exec_early)."""
+    """G: pid 1 of its namespaces, serving one run after another (see the top): the
+    run in the message it was cloned for, then each the zygote hands it on WORK_G.
+    Never returns."""
     _signal.signal(SIGCHLD, SIG_DFL)
     _signal.signal(SIGINT, SIG_IGN)
     os.close(SOCK.detach())
+    os.close(WORK_ZYGOTE.detach())
+    os.close(IDLE_R)
+    first = True
+    while serve_run(data, fds, parsed, first):
+        first = False
+        data, fds, _, _ = socket.recv_fds(WORK_G, MAX_MESSAGE, 16)
+        if not data or data[:1] == b"x":  # the zygote is gone, or has G's enough
+            break
+        parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
+    os._exit(0)
+
+
+def serve_run(data, fds, parsed, first):
+    """One run in G: what the message says (its first byte: "i", the run's config
+    follows; "p", it comes on the first fd's pipe; "w", a ready run: what follows is
+    the template's default config (parsed is read_config's outcome for it, when the
+    zygote has it), and the run's own comes later on the first fd's pipe, to the
+    program; "e", a ready run whose program execs its config's command before its
+    run is known (exec_early)). Returns once the run is reported, and whether this G
+    can take another; a failure to set the run up is reported, and G exits."""
     mode, cfgr = data[:1], -1
     if mode in (b"p", b"w", b"e"):
         cfgr, fds = fds[0], fds[1:]
-    if mode == b"p":
-        data = data[:2] + read_all(cfgr)
-        cfgr = -1
     out, err, status = fds[:3]
+    joins = fds[3:]
+    mounted = []
     try:
-        for fd in fds[3:]:
-            try:
-                os.write(fd, b"0")
-            except OSError as e:
-                raise Failure("cgroup", f"join the run's cgroup: {e.strerror}")
-            os.close(fd)
+        if mode == b"p":
+            data = data[:2] + read_all(cfgr)
+            cfgr = -1
+        if first:
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "")
         cfg, contents, stdin = parsed or read_config(data[2:])
         uid = cfg["uid"]
         for d, perm in (("/work", 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)):
             mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmp_size']},nr_inodes={cfg['tmp_inodes']},mode={perm:o}")
+            mounted.append(d)
         write_files(cfg, contents, uid)
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "")
-        if cfg.get("loopback"):
-            loopback_up()
     except Failure as f:
         report(status, {"stage": f.stage, "error": str(f)})
         os._exit(1)
@@ -568,9 +608,9 @@ def pid1(data, fds, parsed):
     if h == 0:
         os.close(errr)
         os.close(status)
-        program(cfg, uid, stdin, out, err, errw, cfgr, mode == b"e")
+        program(cfg, uid, stdin, out, err, errw, cfgr, mode == b"e", joins, data[1:2] == b"l")
     os.close(errw)
-    for fd in {stdin, out, err, cfgr} - {None, -1}:
+    for fd in {stdin, out, err, cfgr, *joins} - {None, -1}:
         os.close(fd)
     msg = os.read(errr, 1 << 16)
     if msg[:1] == b"r":  # confined and waiting for its run
@@ -596,8 +636,6 @@ def pid1(data, fds, parsed):
             pid, ws = os.waitpid(-1, 0)
         except ChildProcessError:
             break
-        except InterruptedError:
-            continue
         if pid == h:
             if os.WIFSIGNALED(ws):
                 ended = {"exited": False, "signal": os.WTERMSIG(ws)}
@@ -607,15 +645,26 @@ def pid1(data, fds, parsed):
                 os.kill(-1, SIGKILL)
             except ProcessLookupError:
                 pass
-    if st == {"started": True} and ended is not None:
-        # The common report, formatted without the json module: the encoder's
-        # pages would be copied into this process for one line.
-        how = b'"exited":false,"signal":%d' % ended["signal"] if "signal" in ended else b'"exited":true,"exit_code":%d' % ended["exit_code"]
-        os.write(status, b'{"started":true,%s,"program_ns":%d,"ended_ns":%d}\n' % (how, started, time.time_ns()))
-    else:
-        st.update(ended or {}, program_ns=started, ended_ns=time.time_ns())
-        report(status, st)
-    os._exit(0)
+    ended_ns = time.time_ns()
+    # The namespace is empty: nothing of the run is left but its file systems.
+    fit = True
+    for d in mounted:
+        fit &= libc.umount2(d.encode(), MNT_DETACH) == 0
+    if fit:
+        os.write(IDLE_W, b"i")
+    try:
+        if st == {"started": True} and ended is not None:
+            # The common report, formatted without the json module: the encoder's
+            # pages would be copied into this process for one line.
+            how = b'"exited":false,"signal":%d' % ended["signal"] if "signal" in ended else b'"exited":true,"exit_code":%d' % ended["exit_code"]
+            os.write(status, b'{"started":true,%s,"program_ns":%d,"ended_ns":%d}\n' % (how, started, ended_ns))
+        else:
+            st.update(ended or {}, program_ns=started, ended_ns=ended_ns)
+            report(status, st)
+    except OSError:
+        pass  # the host gave the run up (it closed the pipe): G is still free
+    os.close(status)
+    return fit
 
 
 READY_CONFIGS = {}
@@ -652,8 +701,9 @@ def serve():
     gc.freeze()
     map_code_into_forks()
     SOCK.send(b"ready")
-    base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD
+    flags = CLONE_NEWNS | CLONE_NEWPID | SIGCHLD
     nr_clone = NR["clone"]
+    idle = 0  # G's waiting for a run on WORK_G
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(SOCK, MAX_MESSAGE, 16)
@@ -661,7 +711,7 @@ def serve():
             continue
         if not data:
             return
-        # The message: "i", "p", "w" or "e" (see pid1), then "l" (the run has a
+        # The message: "i", "p", "w" or "e" (see serve_run), then "l" (the run has a
         # loopback of its own) or "n"; the fds are the config pipe ("p", "w", "e"),
         # the run's stdout, stderr and status pipes, then its cgroup's join files.
         piped = data[:1] in (b"p", b"w", b"e")
@@ -669,20 +719,34 @@ def serve():
             for fd in fds:
                 os.close(fd)
             continue
-        flags = base
-        if S.get("netns") or data[1:2] == b"l":
-            flags |= CLONE_NEWNET
-        parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
-        pid = CLONE(nr_clone, flags, None, None, None, 0)
-        if pid == 0:
-            pid1(data, fds, parsed)
-        if pid < 0:
-            report(fds[2 + piped], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
+        try:
+            idle += len(os.read(IDLE_R, 1 << 10))
+        except BlockingIOError:
+            pass
+        while idle > MAX_IDLE:
+            WORK_ZYGOTE.send(b"x")
+            idle -= 1
+        if idle:
+            socket.send_fds(WORK_ZYGOTE, [data], fds)
+            idle -= 1
+        else:
+            parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
+            pid = CLONE(nr_clone, flags, None, None, None, 0)
+            if pid == 0:
+                pid1(data, fds, parsed)
+            if pid < 0:
+                report(fds[2 + piped], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
         for fd in fds:
             os.close(fd)
 
 
 MAX_MESSAGE = 1 << 16
+# How many G's may wait for a run: each holds the pages it copied (a few hundred KiB).
+MAX_IDLE = 2 * len(os.sched_getaffinity(0)) + 2
 SOCK = socket.socket(fileno=3)
+# Where the zygote hands runs to idle G's (each message goes to one), and where each G
+# says it is idle (a byte).
+WORK_ZYGOTE, WORK_G = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+IDLE_R, IDLE_W = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
 drop_bounding_set()
 serve()

@@ -19,9 +19,9 @@ import (
 
 // leakSet is a run that leaves everything it can behind: module and builtin globals,
 // files in every writable place, environment, signal handlers, threads, a process,
-// shared memory, and a secret in its memory.
+// shared memory (a file in /dev/shm, a SysV segment), and a secret in its memory.
 const leakSet = `
-import builtins, json, os, signal, subprocess, sys, threading, time
+import builtins, ctypes, json, os, signal, subprocess, sys, threading, time
 json.LEAK = builtins.LEAK = os.LEAK = 1
 sys.path.append("/leak")
 sys.modules["leakmod"] = json
@@ -33,6 +33,7 @@ signal.signal(signal.SIGTERM, lambda *a: None)
 signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)
+assert ctypes.CDLL(None).shmget(0, 4096, 0o1666) >= 0  # IPC_PRIVATE, IPC_CREAT, 0666
 secret = bytearray(b"runbox-secret-" * 1000)
 print("ctypes" in sys.modules, os.getpid(), flush=True)
 `
@@ -51,31 +52,50 @@ if threading.active_count() != 1: found.append("threads")
 procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 if procs != [1, os.getpid()]: found.append("processes %s" % procs)
 if "secret" in globals(): found.append("secret")
-print("ctypes" in sys.modules, " ".join(found) or "clean")
+if len(open("/proc/sysvipc/shm").read().splitlines()) > 1: found.append("sysv shm")
+print("ctypes" in sys.modules, " ".join(found) or "clean", os.getpid())
 `
 
 // TestWarmRunsLeakNothing: a forked run sees nothing of the run before it, in the
 // same template (the uid of sequential runs is the same, so only the fork's isolation
-// stands between them).
+// stands between them). Without ready runs, sequential runs have the same pid 1 (it
+// serves one run after another): the later programs are not their namespace's first
+// process, and still find nothing.
 func TestWarmRunsLeakNothing(t *testing.T) {
-	b := newWarmBackend(t)
-	ctx := context.Background()
-	run := func(code string) string {
-		t.Helper()
-		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
-		if err != nil || res.Status != sandbox.StatusOK {
-			t.Fatalf("%s: %v\n%s", describeResult(res), err, res.Stderr)
-		}
-		return strings.TrimSpace(res.Stdout)
-	}
-	set := run(leakSet)
-	if !strings.HasPrefix(set, "True ") {
-		t.Fatalf("the run was not forked from the zygote (ctypes not preloaded): %q", set)
-	}
-	for range 3 {
-		if got := run(leakCheck); got != "True clean" {
-			t.Errorf("after a run that left things behind: %q", got)
-		}
+	for _, ready := range []int{0, -1} {
+		t.Run(fmt.Sprintf("ready=%d", ready), func(t *testing.T) {
+			ctx := context.Background()
+			b, err := native.New(ctx, native.Config{Ready: ready})
+			if err != nil {
+				t.Skipf("native backend unavailable: %v", err)
+			}
+			t.Cleanup(func() { b.Close() })
+			if err := b.Prewarm(ctx); err != nil {
+				t.Fatalf("Prewarm: %v", err)
+			}
+			run := func(code string) string {
+				t.Helper()
+				res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
+				if err != nil || res.Status != sandbox.StatusOK {
+					t.Fatalf("%s: %v\n%s", describeResult(res), err, res.Stderr)
+				}
+				return strings.TrimSpace(res.Stdout)
+			}
+			set := run(leakSet)
+			if !strings.HasPrefix(set, "True ") {
+				t.Fatalf("the run was not forked from the zygote (ctypes not preloaded): %q", set)
+			}
+			for range 3 {
+				got := run(leakCheck)
+				i := strings.LastIndexByte(got, ' ')
+				if found := got[:max(i, 0)]; found != "True clean" {
+					t.Errorf("after a run that left things behind: %q", got)
+				}
+				if pid := got[i+1:]; ready < 0 && pid == "2" {
+					t.Errorf("the program is its namespace's first process (pid %s): its pid 1 served no run before", pid)
+				}
+			}
+		})
 	}
 }
 

@@ -551,9 +551,9 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	if stErr != nil && g.Occupied() {
 		_ = g.Kill()
 	}
-	// With its report, pid 1 has seen its namespace empty, and it exits: nothing is
-	// left to kill (a kill on cgroup v1 is a freeze, milliseconds in a VM), and Close
-	// removes the cgroup once pid 1 is gone.
+	// With its report, pid 1 has seen its namespace empty (pid 1 itself is not in the
+	// run's cgroup: it waits for the next run): nothing is left to kill (a kill on
+	// cgroup v1 is a freeze, milliseconds in a VM), and Close removes the cgroup.
 	readers.Wait()
 	wall := time.Since(started)
 	if st.EndedNS > 0 {
