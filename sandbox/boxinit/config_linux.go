@@ -44,6 +44,15 @@ func (c *Config) AddFile(name string, content []byte, executable bool) {
 	c.contents = append(c.contents, content)
 }
 
+// Shape returns the config without what is the run's own (argv, env, files, stdin):
+// its limits, network and uid, all that a warm run's zygote and pid 1 are told (they
+// serve other runs after it, and what a process held stays in its memory).
+func (c *Config) Shape() *Config {
+	s := *c
+	s.Argv, s.Env, s.Files, s.contents, s.StdinSize = nil, nil, nil, nil, 0
+	return &s
+}
+
 // Write sends the config line, the files' contents and stdin to the init.
 func (c *Config) Write(w io.Writer, stdin []byte) error {
 	c.StdinSize = int64(len(stdin))

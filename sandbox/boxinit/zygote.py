@@ -452,10 +452,13 @@ def enter(joins, loopback):
         loopback_up()
 
 
-def program(cfg, uid, stdin, out, err, errw, cfgr, early, joins, loopback):
-    """H: never returns. A ready run (cfgr >= 0) is confined with its template's
-    defaults, says so on errw, and waits for its run's config on cfgr; one made to exec
-    early execs its template's command first, which does both itself (see exec_early)."""
+def program(cfg, uid, out, err, errw, cfgr, mode, joins, loopback):
+    """H: never returns. It is confined as cfg (the run's shape) says, then reads its
+    run's config on cfgr (argv, env, files, stdin: nothing of them passes through the
+    zygote or pid 1, which serve other runs after this one). A ready run (mode "w")
+    first says on errw that it waits, and its shape is its template's defaults; one
+    made to exec early (mode "e") execs its template's command first, which does
+    both itself (see exec_early)."""
     exe = None
     # What a fresh interpreter has: pid 1 ignores SIGINT, and an ignored signal would
     # stay ignored in the program, exec'd or not (a caught one is reset by exec).
@@ -463,20 +466,20 @@ def program(cfg, uid, stdin, out, err, errw, cfgr, early, joins, loopback):
     try:
         enter(joins, loopback)
         confine(cfg, uid)
-        if early:
+        if mode == b"e":
             exe = look_path(cfg["argv"][0], cfg.get("env") or [])
             exec_early(cfg, exe, out, err, cfgr, errw)
-        if cfgr >= 0:
+        if mode == b"w":
             rehearse(cfg, uid)
             os.write(errw, b"r")
-            data = read_all(cfgr)
-            if not data:  # given up unused
-                os._exit(0)
-            run, contents, stdin = read_config(data)
-            write_files(run, contents, uid)
-            cfg = dict(cfg, argv=run["argv"], env=run.get("env"), combined=run.get("combined"))
-            if stdin is None:
-                stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        data = read_all(cfgr)
+        if not data:  # a ready run given up unused, or the host gone
+            os._exit(0)
+        run, contents, stdin = read_config(data)
+        write_files(run, contents, uid)
+        cfg = dict(cfg, argv=run["argv"], env=run.get("env"), combined=run.get("combined"))
+        if stdin is None:
+            stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         os.dup2(stdin, 0)
         os.dup2(out, 1)
         os.dup2(out if cfg.get("combined") else err, 2)
@@ -558,31 +561,30 @@ def pid1(data, fds, parsed):
         data, fds, _, _ = socket.recv_fds(WORK_G, MAX_MESSAGE, 16)
         if not data or data[:1] == b"x":  # the zygote is gone, or has G's enough
             break
-        parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
+        parsed = shape_config(data)
     os._exit(0)
 
 
 def serve_run(data, fds, parsed, first):
-    """One run in G: what the message says (its first byte: "i", the run's config
-    follows; "p", it comes on the first fd's pipe; "w", a ready run: what follows is
-    the template's default config (parsed is read_config's outcome for it, when the
-    zygote has it), and the run's own comes later on the first fd's pipe, to the
-    program; "e", a ready run whose program execs its config's command before its
-    run is known (exec_early)). Returns once the run is reported, and whether this G
-    can take another; a failure to set the run up is reported, and G exits."""
-    mode, cfgr = data[:1], -1
-    if mode in (b"p", b"w", b"e"):
-        cfgr, fds = fds[0], fds[1:]
-    out, err, status = fds[:3]
-    joins = fds[3:]
+    """One run in G. The message: its first byte "p" (a run), "w" (a ready run) or
+    "e" (a ready run whose program execs its config's command before its run is
+    known: exec_early), its second "l" (the run has a loopback of its own) or "n",
+    then the run's shape (a config with its limits and uid: a ready run's are its
+    template's defaults; parsed is read_config's outcome for it, when shape_config
+    had it); its fds: the config pipe, to the program, the run's stdout, stderr and
+    status pipes, and its cgroup's join files. Returns once the run is reported, and
+    whether this G can take another; a failure to set the run up is reported, and G
+    exits."""
+    mode = data[:1]
+    cfgr, out, err, status = fds[:4]
+    joins = fds[4:]
     mounted = []
     try:
-        if mode == b"p":
-            data = data[:2] + read_all(cfgr)
-            cfgr = -1
         if first:
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "")
         cfg, contents, stdin = parsed or read_config(data[2:])
+        if contents or stdin is not None:
+            raise Failure("config", "the run's files or stdin came to pid 1: they go to the program")
         uid = cfg["uid"]
         for d, perm in (("/work", 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)):
             mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmp_size']},nr_inodes={cfg['tmp_inodes']},mode={perm:o}")
@@ -594,8 +596,6 @@ def serve_run(data, fds, parsed, first):
     except (OSError, ValueError, KeyError) as e:
         report(status, {"stage": "config", "error": str(e)})
         os._exit(1)
-    if stdin is None and cfgr < 0:
-        stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     errr, errw = os.pipe2(os.O_CLOEXEC)
     # libc's fork, not os.fork: the interpreter's after-fork work in the child (its
     # locks, and threading's at-fork handler) copies ~150 pages into every program,
@@ -608,9 +608,9 @@ def serve_run(data, fds, parsed, first):
     if h == 0:
         os.close(errr)
         os.close(status)
-        program(cfg, uid, stdin, out, err, errw, cfgr, mode == b"e", joins, data[1:2] == b"l")
+        program(cfg, uid, out, err, errw, cfgr, mode, joins, data[1:2] == b"l")
     os.close(errw)
-    for fd in {stdin, out, err, cfgr, *joins} - {None, -1}:
+    for fd in (cfgr, out, err, *joins):
         os.close(fd)
     msg = os.read(errr, 1 << 16)
     if msg[:1] == b"r":  # confined and waiting for its run
@@ -667,27 +667,29 @@ def serve_run(data, fds, parsed, first):
     return fit
 
 
-READY_CONFIGS = {}
+SHAPES = {}
 
 
-def ready_config(data):
-    """read_config's outcome for a ready run's message, parsed once per config (the
-    template's defaults, one per program uid) here rather than in each run's pid 1,
-    where parsing copies ~180 pages of the interpreter's. None when it does not parse
-    cleanly: pid 1 then parses it and reports why."""
+def shape_config(data):
+    """read_config's outcome for a message's shape, parsed once per shape (a run's
+    limits and uid) rather than in each run's pid 1, where parsing copies ~180 pages
+    of the interpreter's. None when it does not parse cleanly or has files or stdin
+    (a shape has neither): pid 1 then parses it and reports why."""
     key = bytes(data[2:])
-    got = READY_CONFIGS.get(key)
+    got = SHAPES.get(key)
     if got is None:
         try:
             got = read_config(key)
         except Exception:
             return None
-        if got[2] is not None:  # a stdin (never in a ready run's defaults)
+        if got[2] is not None:
             os.close(got[2])
             return None
-        if len(READY_CONFIGS) >= 256:
-            READY_CONFIGS.clear()
-        READY_CONFIGS[key] = got
+        if got[1]:
+            return None
+        if len(SHAPES) >= 256:
+            SHAPES.clear()
+        SHAPES[key] = got
     return got
 
 
@@ -711,11 +713,8 @@ def serve():
             continue
         if not data:
             return
-        # The message: "i", "p", "w" or "e" (see serve_run), then "l" (the run has a
-        # loopback of its own) or "n"; the fds are the config pipe ("p", "w", "e"),
-        # the run's stdout, stderr and status pipes, then its cgroup's join files.
-        piped = data[:1] in (b"p", b"w", b"e")
-        if len(data) < 2 or len(fds) < 3 + piped:
+        # The message and its fds: see serve_run.
+        if data[:1] not in (b"p", b"w", b"e") or len(data) < 2 or len(fds) < 4:
             for fd in fds:
                 os.close(fd)
             continue
@@ -730,12 +729,12 @@ def serve():
             socket.send_fds(WORK_ZYGOTE, [data], fds)
             idle -= 1
         else:
-            parsed = ready_config(data) if data[:1] in (b"w", b"e") else None
+            parsed = shape_config(data)
             pid = CLONE(nr_clone, flags, None, None, None, 0)
             if pid == 0:
                 pid1(data, fds, parsed)
             if pid < 0:
-                report(fds[2 + piped], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
+                report(fds[3], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
         for fd in fds:
             os.close(fd)
 

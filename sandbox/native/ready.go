@@ -200,7 +200,7 @@ func (b *Backend) prepareReady(t *template, pool *readyPool) (*forkRun, error) {
 		t.putUID(uid)
 		return nil, err
 	}
-	fr, err := b.launch(t, uid, pool.limits, payload.Bytes(), pool.head, false, false)
+	fr, err := b.launch(t, uid, pool.limits, pool.head, payload.Bytes(), nil, false, false)
 	if err != nil {
 		return nil, err
 	}

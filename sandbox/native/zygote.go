@@ -331,13 +331,20 @@ func (fr *forkRun) close() {
 // errNotTaken is launch's error when the zygote took nothing (it is gone or wedged).
 var errNotTaken = errors.New("the warm template took no run")
 
-// launch hands the zygote a run with the config payload (boxinit.Config.Write's
-// bytes) as uid, in the message when it fits and on a pipe otherwise. A ready run
-// (ready is its message head, 'w' or 'e'; 0 for a run) has its pool's config as its
-// payload, and its own comes later on the pipe. On an error everything is given
-// back, uid included; errNotTaken says the zygote took nothing.
-func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []byte, ready byte, loopback, combined bool) (*forkRun, error) {
+// launch hands the zygote a run as uid. The message has the run's shape (head, then
+// boxinit.Config.Write's bytes of a config that holds nothing of the run's own: its
+// Shape, or a ready pool's defaults): the zygote and the run's pid 1 serve other runs
+// after this one, and what a process held stays in its memory. The run's own config
+// (config: Write's bytes, or nil for a ready run, whose run comes later) goes down a
+// pipe to the program. head is 'p' for a run, or a ready run's 'w' or 'e'. On an
+// error everything is given back, uid included; errNotTaken says the zygote took
+// nothing.
+func (b *Backend) launch(t *template, uid int, limits proc.Resources, head byte, shape, config []byte, loopback, combined bool) (*forkRun, error) {
 	fr := &forkRun{t: t, uid: uid, limits: limits, writeErr: make(chan error, 1)}
+	if len(shape) > maxMessage {
+		t.putUID(uid)
+		return nil, fmt.Errorf("a run's shape of %d bytes: the zygote reads %d", len(shape), maxMessage)
+	}
 	g, err := proc.NewGroup(limits)
 	if err != nil {
 		t.putUID(uid)
@@ -352,20 +359,12 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 		r, w, err = os.Pipe()
 		return r, w
 	}
-	head := []byte("in")
-	switch {
-	case ready != 0:
-		head[0] = ready
-	case len(payload) > maxMessage:
-		head[0] = 'p'
-	}
+	net := byte('n')
 	if loopback {
-		head[1] = 'l'
+		net = 'l'
 	}
 	var cfgR, outW, errW, stW *os.File
-	if head[0] != 'i' {
-		cfgR, fr.cfgW = pipe()
-	}
+	cfgR, fr.cfgW = pipe()
 	fr.outR, outW = pipe()
 	fr.errR, errW = fr.outR, outW
 	if !combined {
@@ -373,15 +372,8 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 	}
 	fr.stR, stW = pipe()
 	if err == nil {
-		msg := head
-		if head[0] != 'p' {
-			msg = append(head, payload...)
-		}
-		send := []*os.File{outW, errW, stW}
-		if cfgR != nil {
-			send = append([]*os.File{cfgR}, send...)
-		}
-		if serr := t.send(msg, append(send, joins...)); serr != nil {
+		msg := append([]byte{head, net}, shape...)
+		if serr := t.send(msg, append([]*os.File{cfgR, outW, errW, stW}, joins...)); serr != nil {
 			err = fmt.Errorf("%w: %w", errNotTaken, serr)
 		}
 	}
@@ -395,10 +387,8 @@ func (b *Backend) launch(t *template, uid int, limits proc.Resources, payload []
 		return nil, err
 	}
 	fr.st = bufio.NewReader(io.LimitReader(fr.stR, statusLimit))
-	if head[0] == 'p' {
-		fr.writeConfig(payload)
-	} else if ready == 0 {
-		fr.writeErr <- nil
+	if config != nil {
+		fr.writeConfig(config)
 	}
 	return fr, nil
 }
@@ -459,12 +449,13 @@ func (b *Backend) forked(ctx context.Context, t *template, p *sandbox.Prepared, 
 		return nil, nil, false
 	}
 	cfg.UID = uid
-	if err := cfg.Write(&payload, p.Stdin); err != nil {
+	var shape bytes.Buffer
+	if err := errors.Join(cfg.Write(&payload, p.Stdin), cfg.Shape().Write(&shape, nil)); err != nil {
 		t.putUID(uid)
 		return nil, err, true
 	}
 	started := time.Now()
-	fr, err := b.launch(t, uid, limits, payload.Bytes(), 0, lim.Network == api.NetworkLoopback, p.Combined)
+	fr, err := b.launch(t, uid, limits, 'p', shape.Bytes(), payload.Bytes(), lim.Network == api.NetworkLoopback, p.Combined)
 	if errors.Is(err, errNotTaken) {
 		b.log.Warn("native: replacing the warm template", "err", err)
 		b.tmplMu.Lock()
