@@ -45,3 +45,19 @@ func ReadyMade(b *Backend) (n int64) {
 	}
 	return n
 }
+
+// RunPid1s returns the pids of the warm template's run pid 1s (its zygote's children),
+// busy or waiting for a run; nil without a template.
+func RunPid1s(b *Backend) []int {
+	b.tmplMu.Lock()
+	t := b.tmpl
+	b.tmplMu.Unlock()
+	if t == nil {
+		return nil
+	}
+	var out []int
+	for _, zygote := range children(t.bx.proc.Pid()) {
+		out = append(out, children(zygote)...)
+	}
+	return out
+}

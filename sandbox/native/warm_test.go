@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -111,6 +112,47 @@ func TestWarmRunsLeakNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWarmPid1sBounded: a burst of runs at once has a pid 1 each; once it is over, the
+// zygote keeps at most 2 × CPUs + 2 of them waiting (it sends the rest away as the
+// next runs come), and those serve the runs after it.
+func TestWarmPid1sBounded(t *testing.T) {
+	ctx := context.Background()
+	b, err := native.New(ctx, native.Config{Ready: -1})
+	if err != nil {
+		t.Skipf("native backend unavailable: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Prewarm(ctx); err != nil {
+		t.Fatalf("Prewarm: %v", err)
+	}
+	run := func(code string) {
+		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
+		if err != nil || res.Status != sandbox.StatusOK {
+			t.Errorf("%s: %v\n%s", describeResult(res), err, res.Stderr)
+		}
+	}
+	const burst = 16
+	maxIdle := 2*runtime.NumCPU() + 2
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() { run("import time; time.sleep(1)") })
+	}
+	wg.Wait()
+	if n := len(native.RunPid1s(b)); n <= maxIdle {
+		t.Fatalf("%d pid 1s after %d runs at once: the burst did not need more than %d", n, burst, maxIdle)
+	}
+	for range 3 {
+		run("print(1)")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(native.RunPid1s(b)) > maxIdle && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(native.RunPid1s(b)); n > maxIdle {
+		t.Errorf("%d pid 1s kept after the burst, want at most %d", n, maxIdle)
 	}
 }
 
