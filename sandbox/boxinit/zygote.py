@@ -40,6 +40,7 @@ import importlib.machinery
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import struct
@@ -546,26 +547,27 @@ def exec_early(cfg, exe, out, err, cfgr, errw):
     os._exit(127)
 
 
-def pid1(data, fds, parsed):
+def pid1(data, fds, parsed, sock, token):
     """G: pid 1 of its namespaces, serving one run after another (see the top): the
-    run in the message it was cloned for, then each the zygote hands it on WORK_G.
-    Never returns."""
+    run in the message it was cloned for, then each the zygote sends on sock, its own
+    socket (after G said it is free: token on IDLE_W). Never returns."""
     _signal.signal(SIGCHLD, SIG_DFL)
     _signal.signal(SIGINT, SIG_IGN)
-    os.close(SOCK.detach())
-    os.close(WORK_ZYGOTE.detach())
+    for s in (SOCK, *PID1S.values()):
+        os.close(s.detach())
     os.close(IDLE_R)
+    free = struct.pack("=I", token)
     first = True
-    while serve_run(data, fds, parsed, first):
+    while serve_run(data, fds, parsed, first, free):
         first = False
-        data, fds, _, _ = socket.recv_fds(WORK_G, MAX_MESSAGE, 16)
-        if not data or data[:1] == b"x":  # the zygote is gone, or has G's enough
+        data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 16)
+        if not data:  # the zygote is gone, or has G's enough
             break
         parsed = shape_config(data)
     os._exit(0)
 
 
-def serve_run(data, fds, parsed, first):
+def serve_run(data, fds, parsed, first, free):
     """One run in G. The message: its first byte "p" (a run), "w" (a ready run) or
     "e" (a ready run whose program execs its config's command before its run is
     known: exec_early), its second "l" (the run has a loopback of its own) or "n",
@@ -573,8 +575,8 @@ def serve_run(data, fds, parsed, first):
     template's defaults; parsed is read_config's outcome for it, when shape_config
     had it); its fds: the config pipe, to the program, the run's stdout, stderr and
     status pipes, and its cgroup's join files. Returns once the run is reported, and
-    whether this G can take another; a failure to set the run up is reported, and G
-    exits."""
+    whether this G can take another (then it has written free on IDLE_W); a failure
+    to set the run up is reported, and G exits."""
     mode = data[:1]
     cfgr, out, err, status = fds[:4]
     joins = fds[4:]
@@ -651,7 +653,7 @@ def serve_run(data, fds, parsed, first):
     for d in mounted:
         fit &= libc.umount2(d.encode(), MNT_DETACH) == 0
     if fit:
-        os.write(IDLE_W, b"i")
+        os.write(IDLE_W, free)
     try:
         if st == {"started": True} and ended is not None:
             # The common report, formatted without the json module: the encoder's
@@ -703,9 +705,7 @@ def serve():
     gc.freeze()
     map_code_into_forks()
     SOCK.send(b"ready")
-    flags = CLONE_NEWNS | CLONE_NEWPID | SIGCHLD
-    nr_clone = NR["clone"]
-    idle = 0  # G's waiting for a run on WORK_G
+    idle = []  # the tokens of the G's waiting for a run, the last freed last
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(SOCK, MAX_MESSAGE, 16)
@@ -719,33 +719,64 @@ def serve():
                 os.close(fd)
             continue
         try:
-            idle += len(os.read(IDLE_R, 1 << 10))
+            freed = os.read(IDLE_R, 4 << 10)
         except BlockingIOError:
-            pass
-        while idle > MAX_IDLE:
-            WORK_ZYGOTE.send(b"x")
-            idle -= 1
-        if idle:
-            socket.send_fds(WORK_ZYGOTE, [data], fds)
-            idle -= 1
-        else:
-            parsed = shape_config(data)
-            pid = CLONE(nr_clone, flags, None, None, None, 0)
-            if pid == 0:
-                pid1(data, fds, parsed)
-            if pid < 0:
-                report(fds[3], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
+            freed = b""
+        idle.extend(t for (t,) in struct.iter_unpack("=I", freed) if t in PID1S)
+        while len(idle) > MAX_IDLE:  # the surplus goes: its socket closes
+            os.close(PID1S.pop(idle.pop(0)).detach())
+        # The G freed last: its pages are the likeliest still mapped for it. One that
+        # died waiting has its socket closed: the send fails, and the next is tried.
+        handed = False
+        while idle and not handed:
+            handed = hand(idle.pop(), data, fds)
+        if not handed:
+            clone_pid1(data, fds)
         for fd in fds:
             os.close(fd)
+
+
+def hand(token, data, fds):
+    """Sends a run's message to the waiting G of token; False when that G is gone (it
+    is forgotten)."""
+    try:
+        socket.send_fds(PID1S[token], [data], fds)
+        return True
+    except OSError:
+        os.close(PID1S.pop(token).detach())
+        return False
+
+
+def clone_pid1(data, fds):
+    """Clones a G for the run in data and fds, with a socket of its own for the runs
+    after it. G's that are gone are forgotten first (a G that failed a run exits)."""
+    for token, sock in list(PID1S.items()):
+        if select.select([sock], [], [], 0)[0]:  # readable: its peer closed
+            os.close(PID1S.pop(token).detach())
+    NEXT_TOKEN[0] += 1
+    token = NEXT_TOKEN[0]
+    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parsed = shape_config(data)
+    pid = CLONE(NR["clone"], CLONE_NEWNS | CLONE_NEWPID | SIGCHLD, None, None, None, 0)
+    if pid == 0:
+        os.close(ours.detach())
+        pid1(data, fds, parsed, its, token)
+    os.close(its.detach())
+    if pid < 0:
+        os.close(ours.detach())
+        report(fds[3], {"stage": "namespaces", "error": "clone: " + os.strerror(ctypes.get_errno())})
+        return
+    PID1S[token] = ours
 
 
 MAX_MESSAGE = 1 << 16
 # How many G's may wait for a run: each holds the pages it copied (a few hundred KiB).
 MAX_IDLE = 2 * len(os.sched_getaffinity(0)) + 2
 SOCK = socket.socket(fileno=3)
-# Where the zygote hands runs to idle G's (each message goes to one), and where each G
-# says it is idle (a byte).
-WORK_ZYGOTE, WORK_G = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+# The zygote's end of each G's socket, by the G's token; where a G that is free says
+# so (its token, 4 bytes: a pipe write that size is never split); the last token.
+PID1S = {}
 IDLE_R, IDLE_W = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+NEXT_TOKEN = [0]
 drop_bounding_set()
 serve()

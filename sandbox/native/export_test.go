@@ -46,18 +46,25 @@ func ReadyMade(b *Backend) (n int64) {
 	return n
 }
 
-// RunPid1s returns the pids of the warm template's run pid 1s (its zygote's children),
-// busy or waiting for a run; nil without a template.
-func RunPid1s(b *Backend) []int {
+// Zygote returns the pid of the warm template's zygote (0 without a template).
+func Zygote(b *Backend) int {
 	b.tmplMu.Lock()
 	t := b.tmpl
 	b.tmplMu.Unlock()
 	if t == nil {
-		return nil
+		return 0
 	}
-	var out []int
-	for _, zygote := range children(t.bx.proc.Pid()) {
-		out = append(out, children(zygote)...)
+	if z := children(t.bx.proc.Pid()); len(z) > 0 {
+		return z[0]
 	}
-	return out
+	return 0
+}
+
+// RunPid1s returns the pids of the warm template's run pid 1s (its zygote's children),
+// busy or waiting for a run.
+func RunPid1s(b *Backend) []int {
+	if z := Zygote(b); z > 0 {
+		return children(z)
+	}
+	return nil
 }

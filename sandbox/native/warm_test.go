@@ -156,6 +156,81 @@ func TestWarmPid1sBounded(t *testing.T) {
 	}
 }
 
+// TestWarmPid1KilledWaiting: a pid 1 killed while it waits for a run is passed over:
+// the next run is not handed to it (it would wait out its wall time for nothing).
+func TestWarmPid1KilledWaiting(t *testing.T) {
+	ctx := context.Background()
+	b, err := native.New(ctx, native.Config{Ready: -1})
+	if err != nil {
+		t.Skipf("native backend unavailable: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Prewarm(ctx); err != nil {
+		t.Fatalf("Prewarm: %v", err)
+	}
+	run := func() {
+		t.Helper()
+		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "print(1)", Limits: sandbox.Limits{WallTime: 20 * time.Second}})
+		if err != nil || res.Status != sandbox.StatusOK || res.Stdout != "1\n" {
+			t.Fatalf("%s: %v\n%s", describeResult(res), err, res.Stderr)
+		}
+		if res.WallTime > 10*time.Second {
+			t.Errorf("the run took %v: it waited for a pid 1 that was gone", res.WallTime)
+		}
+	}
+	run()
+	pids := native.RunPid1s(b)
+	if len(pids) == 0 {
+		t.Fatal("no pid 1 waits after a run")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill pid 1 %d: %v", pid, err)
+		}
+	}
+	run()
+	run()
+}
+
+// TestWarmZygoteStopped: a run handed to a zygote that never takes it (stopped)
+// ends at its wall time with a sandbox error, although its pipes' other ends are in a
+// message nobody reads.
+func TestWarmZygoteStopped(t *testing.T) {
+	ctx := context.Background()
+	b, err := native.New(ctx, native.Config{Ready: -1})
+	if err != nil {
+		t.Skipf("native backend unavailable: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Prewarm(ctx); err != nil {
+		t.Fatalf("Prewarm: %v", err)
+	}
+	z := native.Zygote(b)
+	if z == 0 {
+		t.Fatal("no zygote")
+	}
+	if err := syscall.Kill(z, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(z, syscall.SIGCONT)
+	done := make(chan *sandbox.Result, 1)
+	go func() {
+		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "print(1)", Limits: sandbox.Limits{WallTime: time.Second}})
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res != nil && res.Status == sandbox.StatusOK {
+			t.Errorf("a run in a stopped zygote: %s", describeResult(res))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a run handed to a stopped zygote did not end in 30 s")
+	}
+}
+
 // TestWarmConcurrentUIDs: runs in progress at once in one template each have a uid of
 // their own (RLIMIT_NPROC counts per uid), and see none of each other's processes.
 func TestWarmConcurrentUIDs(t *testing.T) {

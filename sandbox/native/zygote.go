@@ -539,8 +539,19 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	}()
 	st, stErr := readStatusLine(fr.st)
 	close(finished)
-	if stErr != nil && g.Occupied() {
-		_ = g.Kill()
+	if stErr != nil {
+		if g.Occupied() {
+			_ = g.Kill()
+		}
+		// No report: the output pipes' other ends may be held by what is not in the
+		// run's cgroup (its message, stuck in a zygote or pid 1 that is gone or
+		// wedged): the readers have as long as the status pipe had.
+		unstick := time.AfterFunc(2*time.Second, func() {
+			for _, s := range streams {
+				s.r.Close()
+			}
+		})
+		defer unstick.Stop()
 	}
 	// With its report, pid 1 has seen its namespace empty (pid 1 itself is not in the
 	// run's cgroup: it waits for the next run): nothing is left to kill (a kill on
