@@ -81,14 +81,7 @@ func TestWarmRunsLeakNothing(t *testing.T) {
 	for _, ready := range []int{0, -1} {
 		t.Run(fmt.Sprintf("ready=%d", ready), func(t *testing.T) {
 			ctx := context.Background()
-			b, err := native.New(ctx, native.Config{Ready: ready})
-			if err != nil {
-				t.Skipf("native backend unavailable: %v", err)
-			}
-			t.Cleanup(func() { b.Close() })
-			if err := b.Prewarm(ctx); err != nil {
-				t.Fatalf("Prewarm: %v", err)
-			}
+			b := newWarmBackendReady(t, ready)
 			run := func(code string) string {
 				t.Helper()
 				res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
@@ -120,14 +113,7 @@ func TestWarmRunsLeakNothing(t *testing.T) {
 // next runs come), and those serve the runs after it.
 func TestWarmPid1sBounded(t *testing.T) {
 	ctx := context.Background()
-	b, err := native.New(ctx, native.Config{Ready: -1})
-	if err != nil {
-		t.Skipf("native backend unavailable: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Prewarm(ctx); err != nil {
-		t.Fatalf("Prewarm: %v", err)
-	}
+	b := newWarmBackendReady(t, -1)
 	run := func(code string) {
 		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: code})
 		if err != nil || res.Status != sandbox.StatusOK {
@@ -160,14 +146,7 @@ func TestWarmPid1sBounded(t *testing.T) {
 // the next run is not handed to it (it would wait out its wall time for nothing).
 func TestWarmPid1KilledWaiting(t *testing.T) {
 	ctx := context.Background()
-	b, err := native.New(ctx, native.Config{Ready: -1})
-	if err != nil {
-		t.Skipf("native backend unavailable: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Prewarm(ctx); err != nil {
-		t.Fatalf("Prewarm: %v", err)
-	}
+	b := newWarmBackendReady(t, -1)
 	run := func() {
 		t.Helper()
 		res, err := b.Run(ctx, sandbox.Spec{Language: "python", Code: "print(1)", Limits: sandbox.Limits{WallTime: 20 * time.Second}})
@@ -197,14 +176,7 @@ func TestWarmPid1KilledWaiting(t *testing.T) {
 // message nobody reads.
 func TestWarmZygoteStopped(t *testing.T) {
 	ctx := context.Background()
-	b, err := native.New(ctx, native.Config{Ready: -1})
-	if err != nil {
-		t.Skipf("native backend unavailable: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Prewarm(ctx); err != nil {
-		t.Fatalf("Prewarm: %v", err)
-	}
+	b := newWarmBackendReady(t, -1)
 	z := native.Zygote(b)
 	if z == 0 {
 		t.Fatal("no zygote")
@@ -307,6 +279,21 @@ func TestWarmSignalsAsCold(t *testing.T) {
 func newWarmBackend(t testing.TB) *native.Backend {
 	t.Helper()
 	b := newBackend(t)
+	if err := b.Prewarm(context.Background()); err != nil {
+		t.Fatalf("Prewarm: %v", err)
+	}
+	return b
+}
+
+// newWarmBackendReady is newWarmBackend with Config.Ready set: ready < 0 keeps no
+// ready runs, so that each run is handed to a pid 1 the way a message is.
+func newWarmBackendReady(t testing.TB, ready int) *native.Backend {
+	t.Helper()
+	b, err := native.New(context.Background(), native.Config{Ready: ready})
+	if err != nil {
+		t.Skipf("native backend unavailable: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
 	if err := b.Prewarm(context.Background()); err != nil {
 		t.Fatalf("Prewarm: %v", err)
 	}
