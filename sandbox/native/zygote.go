@@ -522,16 +522,21 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 		case <-finished:
 		}
 	}()
-	// The status line comes when pid 1 of the run's namespace has seen it empty; the
-	// pipe closes without one when the run was killed before it could report.
+	// The status line comes when pid 1 of the run's namespace has seen it empty (pid 1
+	// is not in the run's cgroup: a killed run is reported too); the pipe closes
+	// without one when pid 1 is gone.
 	go func() {
 		select {
 		case <-stopped:
-			// A kill reaches every process of the run's cgroup; a run that never joined
-			// it (a wedged zygote) holds nothing we wait for past a grace period.
+			// A kill reaches every process of the run's cgroup. A run that never got
+			// there (its message stuck in a wedged zygote or pid 1, with the other ends
+			// of its pipes) holds nothing we wait for past a grace period.
 			select {
 			case <-time.After(2 * time.Second):
 				fr.stR.Close()
+				for _, s := range streams {
+					s.r.Close()
+				}
 			case <-finished:
 			}
 		case <-finished:
@@ -539,19 +544,8 @@ func (b *Backend) supervise(ctx context.Context, p *sandbox.Prepared, res *sandb
 	}()
 	st, stErr := readStatusLine(fr.st)
 	close(finished)
-	if stErr != nil {
-		if g.Occupied() {
-			_ = g.Kill()
-		}
-		// No report: the output pipes' other ends may be held by what is not in the
-		// run's cgroup (its message, stuck in a zygote or pid 1 that is gone or
-		// wedged): the readers have as long as the status pipe had.
-		unstick := time.AfterFunc(2*time.Second, func() {
-			for _, s := range streams {
-				s.r.Close()
-			}
-		})
-		defer unstick.Stop()
+	if stErr != nil && g.Occupied() {
+		_ = g.Kill()
 	}
 	// With its report, pid 1 has seen its namespace empty (pid 1 itself is not in the
 	// run's cgroup: it waits for the next run): nothing is left to kill (a kill on
