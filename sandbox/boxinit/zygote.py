@@ -37,6 +37,7 @@ import ctypes
 import fcntl
 import gc
 import importlib.machinery
+import itertools
 import json
 import os
 import resource
@@ -724,7 +725,7 @@ def serve():
             freed = b""
         idle.extend(t for (t,) in struct.iter_unpack("=I", freed) if t in PID1S)
         while len(idle) > MAX_IDLE:  # the surplus goes: its socket closes
-            os.close(PID1S.pop(idle.pop(0)).detach())
+            forget(idle.pop(0))
         # The G freed last: its pages are the likeliest still mapped for it. One that
         # died waiting has its socket closed: the send fails, and the next is tried.
         handed = False
@@ -743,8 +744,13 @@ def hand(token, data, fds):
         socket.send_fds(PID1S[token], [data], fds)
         return True
     except OSError:
-        os.close(PID1S.pop(token).detach())
+        forget(token)
         return False
+
+
+def forget(token):
+    """Closes the zygote's end of a G's socket: a G waiting on it exits."""
+    os.close(PID1S.pop(token).detach())
 
 
 def clone_pid1(data, fds):
@@ -752,9 +758,8 @@ def clone_pid1(data, fds):
     after it. G's that are gone are forgotten first (a G that failed a run exits)."""
     for token, sock in list(PID1S.items()):
         if select.select([sock], [], [], 0)[0]:  # readable: its peer closed
-            os.close(PID1S.pop(token).detach())
-    NEXT_TOKEN[0] += 1
-    token = NEXT_TOKEN[0]
+            forget(token)
+    token = next(TOKENS)
     ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parsed = shape_config(data)
     pid = CLONE(NR["clone"], CLONE_NEWNS | CLONE_NEWPID | SIGCHLD, None, None, None, 0)
@@ -774,9 +779,9 @@ MAX_MESSAGE = 1 << 16
 MAX_IDLE = 2 * len(os.sched_getaffinity(0)) + 2
 SOCK = socket.socket(fileno=3)
 # The zygote's end of each G's socket, by the G's token; where a G that is free says
-# so (its token, 4 bytes: a pipe write that size is never split); the last token.
+# so (its token, 4 bytes: a pipe write that size is never split); the tokens.
 PID1S = {}
 IDLE_R, IDLE_W = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-NEXT_TOKEN = [0]
+TOKENS = itertools.count(1)
 drop_bounding_set()
 serve()
