@@ -97,10 +97,43 @@ def program(path, src, full, uid, cg=None):
         libc.prctl(38, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))  # no_new_privs
         if libc.syscall(ctypes.c_long(NR_SECCOMP), ctypes.c_long(1), ctypes.c_long(0), ctypes.byref(FPROG)) != 0:
             os._exit(126)
-    code = compile(src, path, "exec", dont_inherit=True)
-    exec(code, {"__name__": "__main__"})
-    sys.stdout.flush()
+    try:
+        exec(compile(src, path, "exec", dont_inherit=True), {"__name__": "__main__"})
+        sys.stdout.flush()
+    except BaseException as e:  # a fork of main: main's clean-up is not its to run
+        die(f"{path}: {e!r}")
     os._exit(0)
+
+
+def die(msg):
+    """Ends a worker or a pid 1 (a fork of main, whose clean-up is main's alone)."""
+    print(msg, file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def mount_tmpfs(dirs):
+    for d in dirs:
+        mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=755")
+
+
+def reap_all():
+    """Waits for every child; returns the first wait status that is not 0 (or 0)."""
+    bad = 0
+    while True:
+        try:
+            _, ws = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return bad
+        bad = bad or ws
+
+
+def clone_pid1():
+    """clone(2) into new pid, mount and ipc namespaces: 0 in the child, its pid here."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | signal.SIGCHLD
+    pid = pylib.syscall(ctypes.c_long(NR_CLONE), ctypes.c_long(flags), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+    if pid < 0:
+        die("clone: " + os.strerror(ctypes.get_errno()))
+    return pid
 
 
 def pid1(path, src, full, cg, dirs, uid):
@@ -108,18 +141,11 @@ def pid1(path, src, full, cg, dirs, uid):
         for fd in cg.procs:
             os.write(fd, b"0")
         mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-        for d in dirs:
-            mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=755")
+        mount_tmpfs(dirs)
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-    h = pylib.fork()
-    if h == 0:
+    if pylib.fork() == 0:
         program(path, src, full, uid)
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-    os._exit(0)
+    os._exit(1 if reap_all() else 0)
 
 
 def reused_pid1(paths, full, slot, dirs):
@@ -132,21 +158,16 @@ def reused_pid1(paths, full, slot, dirs):
             src = f.read()
         cg = Cgroup(f"runbox-floor-{os.getpid()}-{slot}-{i}") if full else None
         if full:
-            for d in dirs:
-                mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=755")
+            mount_tmpfs(dirs)
         if pylib.fork() == 0:
             program(path, src, full, 60000 + slot, cg)
-        while True:
-            try:
-                _, ws = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if ws != 0:
-                sys.exit(f"{path}: the program ended with wait status {ws}")
+        ws = reap_all()
         if full:
             for d in dirs:
                 libc.umount2(d.encode(), 2)  # MNT_DETACH
             cg.remove()
+        if ws != 0:
+            die(f"{path}: the program ended with wait status {ws}")
     os._exit(0)
 
 
@@ -155,29 +176,24 @@ def worker(paths, full, slot, dirs, reuse):
     os.dup2(null, 1)
     gc.collect()
     gc.freeze()
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | signal.SIGCHLD
     if reuse:
-        pid = pylib.syscall(ctypes.c_long(NR_CLONE), ctypes.c_long(flags), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+        pid = clone_pid1()
         if pid == 0:
             reused_pid1(paths, full, slot, dirs)
-        if pid < 0:
-            sys.exit("clone: " + os.strerror(ctypes.get_errno()))
         _, ws = os.waitpid(pid, 0)
         os._exit(1 if ws else 0)
     for i, path in enumerate(paths):
         with open(path, "rb") as f:
             src = f.read()
         cg = Cgroup(f"runbox-floor-{os.getpid()}-{i}") if full else None
-        pid = pylib.syscall(ctypes.c_long(NR_CLONE), ctypes.c_long(flags), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))
+        pid = clone_pid1()
         if pid == 0:
             pid1(path, src, full, cg, dirs, 60000 + slot)
-        if pid < 0:
-            sys.exit("clone: " + os.strerror(ctypes.get_errno()))
         _, ws = os.waitpid(pid, 0)
-        if ws != 0:
-            sys.exit(f"{path}: pid 1 ended with wait status {ws}")
         if cg:
             cg.remove()
+        if ws != 0:
+            die(f"{path}: pid 1 ended with wait status {ws}")
     os._exit(0)
 
 
